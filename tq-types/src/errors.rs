@@ -1,0 +1,177 @@
+//! Typed errors a node returns to the control plane. Each variant names what
+//! an operator or embedder needs in order to act, and none carries secret
+//! material.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{BaseboardId, Epoch, RackId, Threshold};
+
+/// Why a configuration (in a request or a message) is malformed.
+#[derive(Clone, PartialEq, Eq, Debug, thiserror::Error, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InvalidConfiguration {
+    /// The membership is outside 3..=32.
+    #[error("membership of {members} is outside 3..=32")]
+    MembershipSize {
+        /// The proposed number of members.
+        members: usize,
+    },
+    /// The threshold is outside 2..=31.
+    #[error("threshold {threshold} is outside 2..=31")]
+    Threshold {
+        /// The proposed threshold.
+        threshold: Threshold,
+    },
+    /// The threshold is not below the membership size.
+    #[error("threshold {threshold} must be below the membership size {members}")]
+    ThresholdNotBelowMembers {
+        /// The proposed threshold.
+        threshold: Threshold,
+        /// The proposed number of members.
+        members: usize,
+    },
+    /// The coordinator is not a member.
+    #[error("coordinator {coordinator} is not a member")]
+    CoordinatorNotMember {
+        /// The named coordinator.
+        coordinator: BaseboardId,
+    },
+}
+
+/// A request was for a different rack than the node's.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, thiserror::Error, Serialize, Deserialize)]
+#[error("request for rack {got} but this node belongs to rack {expected}")]
+pub struct RackIdMismatch {
+    /// The node's rack.
+    pub expected: RackId,
+    /// The request's rack.
+    pub got: RackId,
+}
+
+/// Why a node refused to coordinate a reconfiguration.
+#[derive(Clone, PartialEq, Eq, Debug, thiserror::Error, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReconfigurationError {
+    /// The node asked to coordinate is not in the new membership.
+    #[error("coordinator {node} is not in the proposed membership")]
+    CoordinatorNotMember {
+        /// The node asked to coordinate.
+        node: BaseboardId,
+    },
+    /// Membership size or threshold is out of bounds.
+    #[error("invalid configuration: {0}")]
+    Invalid(InvalidConfiguration),
+    /// The request is for another rack.
+    #[error(transparent)]
+    RackIdMismatch(RackIdMismatch),
+    /// The node was removed from the rack; it must be wiped to rejoin.
+    #[error("node was expunged at epoch {epoch} (told by {from})")]
+    Expunged {
+        /// The epoch it was removed at.
+        epoch: Epoch,
+        /// The peer that told it.
+        from: BaseboardId,
+    },
+    /// The request builds on a different committed epoch than the node's.
+    #[error(
+        "request builds on committed epoch {requested:?} but the node's latest committed epoch is {actual:?}"
+    )]
+    LastCommittedEpochMismatch {
+        /// The request's last committed epoch.
+        requested: Option<Epoch>,
+        /// The node's latest committed epoch.
+        actual: Option<Epoch>,
+    },
+    /// The node already knows a configuration at this epoch or later.
+    #[error("epoch {requested} is not newer than the node's latest known configuration {latest}")]
+    StaleEpoch {
+        /// The request's epoch.
+        requested: Epoch,
+        /// The node's latest configuration epoch.
+        latest: Epoch,
+    },
+    /// The node already coordinates an equal or newer epoch with different
+    /// content.
+    #[error(
+        "node already coordinates epoch {coordinating}; request for epoch {requested} conflicts"
+    )]
+    AlreadyCoordinating {
+        /// The epoch being coordinated.
+        coordinating: Epoch,
+        /// The request's epoch.
+        requested: Epoch,
+    },
+}
+
+/// Why a node refused a commit request.
+#[derive(Clone, PartialEq, Eq, Debug, thiserror::Error, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CommitError {
+    /// The request is for another rack.
+    #[error(transparent)]
+    RackIdMismatch(RackIdMismatch),
+    /// The node was removed from the rack.
+    #[error("node was expunged at epoch {epoch} (told by {from})")]
+    Expunged {
+        /// The epoch it was removed at.
+        epoch: Epoch,
+        /// The peer that told it.
+        from: BaseboardId,
+    },
+    /// The node holds no configuration and share for the epoch (it never
+    /// prepared it, or lost its disk). Send a prepare-and-commit instead.
+    #[error("epoch {0} is not prepared on this node")]
+    NotPrepared(Epoch),
+}
+
+/// Why a node refused a prepare-and-commit request.
+#[derive(Clone, PartialEq, Eq, Debug, thiserror::Error, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PrepareAndCommitError {
+    /// The configuration is for another rack.
+    #[error(transparent)]
+    RackIdMismatch(RackIdMismatch),
+    /// The node was removed from the rack.
+    #[error("node was expunged at epoch {epoch} (told by {from})")]
+    Expunged {
+        /// The epoch it was removed at.
+        epoch: Epoch,
+        /// The peer that told it.
+        from: BaseboardId,
+    },
+    /// The node is not a member of the configuration.
+    #[error("node is not a member of the configuration at epoch {0}")]
+    NotAMember(Epoch),
+    /// The configuration is malformed.
+    #[error("invalid configuration: {0}")]
+    Invalid(InvalidConfiguration),
+    /// The node stores a different configuration for this epoch; an alarm
+    /// was raised.
+    #[error("a different configuration is stored for epoch {0}")]
+    ConflictingConfiguration(Epoch),
+}
+
+/// Why a rack secret cannot be returned.
+#[derive(Clone, PartialEq, Eq, Debug, thiserror::Error, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LoadRackSecretError {
+    /// The node has committed nothing yet.
+    #[error("no configuration has been committed on this node")]
+    NoCommittedConfigurations,
+    /// The requested epoch is above the latest committed one.
+    #[error("epoch {0} is not committed on this node")]
+    NotCommitted(Epoch),
+    /// The epoch was aborted or is not an ancestor of the latest committed
+    /// configuration; its secret is not carried forward.
+    #[error("the secret of epoch {0} is not available")]
+    NotAvailable(Epoch),
+    /// An alarm was raised; see the node's status.
+    #[error("an alarm was raised while loading the secret of epoch {0}")]
+    Alarm(Epoch),
+    /// The node was removed from the rack.
+    #[error("node was expunged at epoch {epoch}")]
+    Expunged {
+        /// The epoch it was removed at.
+        epoch: Epoch,
+    },
+}

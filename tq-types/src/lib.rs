@@ -1,0 +1,34 @@
+//! Plain data for the trust-quorum protocol.
+//!
+//! This crate holds every type that crosses a process boundary: identities,
+//! epochs, configurations, peer messages, control-plane requests, status
+//! views and errors. It has no cryptography and no I/O; every type derives
+//! serde, and JSON spellings follow the fixtures captured from the reference
+//! system (member maps keyed `PART:SERIAL`, lowercase hex for bytes,
+//! snake_case enums).
+//!
+//! Peer messages and persistent state also have a compact binary encoding,
+//! see [`codec`].
+#![forbid(unsafe_code)]
+
+pub mod codec;
+pub mod config;
+pub mod errors;
+pub mod ids;
+pub mod messages;
+pub mod status;
+
+mod serde_util;
+
+pub use config::{Configuration, EncryptedRackSecrets, Salt, Share, ShareDigest};
+pub use errors::{
+    CommitError, InvalidConfiguration, LoadRackSecretError, PrepareAndCommitError, RackIdMismatch,
+    ReconfigurationError,
+};
+pub use ids::{BaseboardId, BaseboardIdError, Epoch, RackId, Threshold};
+pub use messages::{
+    CommitRequest, Envelope, PeerMsg, PeerMsgKind, PrepareAndCommitRequest, ReconfigureMsg,
+};
+pub use status::{
+    Alarm, CommitStatus, CoordinatorStatus, ExpungedMetadata, NodeStatus, ShareComputationFailure,
+};
