@@ -90,6 +90,13 @@ pub enum ReconfigurationError {
         /// The node's latest configuration epoch.
         latest: Epoch,
     },
+    /// The node could not start coordinating because its own state is
+    /// inconsistent; an alarm describes why.
+    #[error("coordination of epoch {epoch} failed; see the node's alarms")]
+    CoordinationFailed {
+        /// The request's epoch.
+        epoch: Epoch,
+    },
     /// The node already coordinates an equal or newer epoch with different
     /// content.
     #[error(

@@ -189,6 +189,7 @@ pub fn combine(shares: &[Share]) -> Result<RackSecret, CryptoError> {
 
 /// Recomputes the share at x-coordinate `x` from at least threshold shares of
 /// the same secret, by Lagrange interpolation over GF(2^8).
+#[allow(clippy::arithmetic_side_effects, reason = "GF(2^8) field operations cannot overflow")]
 pub fn interpolate(shares: &[Share], x: u8) -> Result<Share, CryptoError> {
     if x == 0 {
         return Err(CryptoError::InterpolateAtZero);
@@ -208,8 +209,8 @@ pub fn interpolate(shares: &[Share], x: u8) -> Result<Share, CryptoError> {
                 den *= *xi - *xj;
             }
         }
-        // den != 0 because the x-coordinates are distinct; a^254 = a^-1.
-        basis.push(num * den.pow(254));
+        // den != 0 because the x-coordinates are distinct.
+        basis.push(num * gf_invert(den));
     }
     let mut out = Zeroizing::new(Vec::with_capacity(SHARE_LEN));
     out.push(x);
@@ -223,6 +224,26 @@ pub fn interpolate(shares: &[Share], x: u8) -> Result<Share, CryptoError> {
         acc.zeroize();
     }
     Ok(Share::from_zeroizing(&out))
+}
+
+/// The multiplicative inverse in GF(2^8): `a^254` by square-and-multiply
+/// over the field's own multiplication (the exponent is public, so the loop
+/// is constant time). Maps 0 to 0.
+///
+/// vsss-rs 6.0.1's `Gf256::pow` multiplies as integers, not in the field, so
+/// it cannot be used here; its `Field::invert` needs the `ff` trait, which
+/// the crate only exposes behind features we do not enable.
+#[allow(clippy::arithmetic_side_effects, reason = "GF(2^8) field operations cannot overflow")]
+fn gf_invert(a: Gf256) -> Gf256 {
+    const EXPONENT: u8 = 254;
+    let mut result = Gf256(1);
+    for bit in (0..8).rev() {
+        result *= result;
+        if (EXPONENT >> bit) & 1 == 1 {
+            result *= a;
+        }
+    }
+    result
 }
 
 /// The digest recorded for a share: BLAKE3 over its `x || y` bytes.
@@ -343,6 +364,30 @@ mod tests {
         assert_eq!(a, b);
         let xs: Vec<u8> = a.iter().map(|s| share_x(s).unwrap()).collect();
         assert_eq!(xs, vec![1, 2, 3, 4, 5]);
+    }
+
+    #[test]
+    fn interpolation_reproduces_a_split_share() {
+        let secret = RackSecret::generate(&mut rng(8));
+        let shares = split(&secret, Threshold(3), 5, &mut rng(9)).unwrap();
+        for missing in 0..5 {
+            let others: Vec<Share> = shares
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != missing)
+                .map(|(_, s)| s.clone())
+                .collect();
+            let x = u8::try_from(missing + 1).unwrap();
+            assert_eq!(interpolate(&others[..3], x).unwrap(), shares[missing]);
+        }
+    }
+
+    #[test]
+    fn field_inverse_is_correct() {
+        for a in 1..=255u8 {
+            assert_eq!(Gf256(a) * gf_invert(Gf256(a)), Gf256(1), "{a}");
+        }
+        assert_eq!(gf_invert(Gf256(0)), Gf256(0));
     }
 
     #[test]

@@ -9,3 +9,7 @@
 #![forbid(unsafe_code)]
 
 pub mod crypto;
+pub mod node;
+
+pub use crypto::RackSecret;
+pub use node::{Node, NodeCtx, PersistentState};

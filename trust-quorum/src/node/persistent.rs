@@ -1,0 +1,143 @@
+//! A node's durable state (PROTOCOL.md section 2.1).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+use tq_types::codec::{self, DecodeError, EncodeError};
+use tq_types::{Configuration, Epoch, ExpungedMetadata, RackId, Share};
+
+/// The largest encoded persistent state accepted by [`PersistentState::decode`].
+pub const MAX_PERSISTENT_STATE_LEN: usize = 64 << 20;
+
+/// Everything a node must keep across restarts: configurations and its own
+/// shares by epoch, committed epochs, and whether it was expunged.
+///
+/// It only grows: configurations, shares and commits are never replaced or
+/// removed, and the expunged marker is never cleared. The library changes it
+/// only through [`NodeCtx`](super::NodeCtx), which raises a flag telling the
+/// embedder to write it durably before sending anything.
+#[derive(Clone, Default, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct PersistentState {
+    configs: BTreeMap<Epoch, Configuration>,
+    shares: BTreeMap<Epoch, Share>,
+    commits: BTreeSet<Epoch>,
+    expunged: Option<ExpungedMetadata>,
+}
+
+impl PersistentState {
+    /// The state of a node that has never been part of a rack.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Encodes the state for durable storage.
+    pub fn encode(&self) -> Result<Vec<u8>, EncodeError> {
+        codec::encode(self)
+    }
+
+    /// Decodes a state read back from durable storage.
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        codec::decode(bytes, MAX_PERSISTENT_STATE_LEN)
+    }
+
+    /// The stored configuration of `epoch`.
+    pub fn config(&self, epoch: Epoch) -> Option<&Configuration> {
+        self.configs.get(&epoch)
+    }
+
+    /// All stored configurations, by epoch.
+    pub fn configs(&self) -> &BTreeMap<Epoch, Configuration> {
+        &self.configs
+    }
+
+    /// This node's share of `epoch`.
+    pub fn share(&self, epoch: Epoch) -> Option<&Share> {
+        self.shares.get(&epoch)
+    }
+
+    /// Epochs whose share this node holds.
+    pub fn share_epochs(&self) -> impl Iterator<Item = Epoch> + '_ {
+        self.shares.keys().copied()
+    }
+
+    /// Committed epochs.
+    pub fn commits(&self) -> &BTreeSet<Epoch> {
+        &self.commits
+    }
+
+    /// Set once the node learned it was removed from the rack.
+    pub fn expunged(&self) -> Option<&ExpungedMetadata> {
+        self.expunged.as_ref()
+    }
+
+    /// The newest stored configuration.
+    pub fn latest_config(&self) -> Option<&Configuration> {
+        self.configs.last_key_value().map(|(_, c)| c)
+    }
+
+    /// The newest committed epoch.
+    pub fn latest_committed_epoch(&self) -> Option<Epoch> {
+        self.commits.last().copied()
+    }
+
+    /// The newest committed configuration.
+    pub fn latest_committed_config(&self) -> Option<&Configuration> {
+        self.latest_committed_epoch().and_then(|e| self.configs.get(&e))
+    }
+
+    /// The rack of the newest stored configuration; `None` accepts any rack.
+    pub fn rack_id(&self) -> Option<RackId> {
+        self.latest_config().map(|c| c.rack_id)
+    }
+
+    /// Whether both the configuration and this node's share of `epoch` are
+    /// stored.
+    pub fn is_prepared(&self, epoch: Epoch) -> bool {
+        self.configs.contains_key(&epoch) && self.shares.contains_key(&epoch)
+    }
+
+    /// Whether nothing has been committed on this node.
+    pub fn is_uninitialized(&self) -> bool {
+        self.commits.is_empty()
+    }
+
+    /// Stores `config` if no configuration is stored for its epoch. Returns
+    /// whether it was inserted.
+    pub(crate) fn insert_config(&mut self, config: Configuration) -> bool {
+        match self.configs.entry(config.epoch) {
+            std::collections::btree_map::Entry::Vacant(v) => {
+                v.insert(config);
+                true
+            }
+            std::collections::btree_map::Entry::Occupied(_) => false,
+        }
+    }
+
+    /// Stores this node's share of `epoch` if none is stored. Returns whether
+    /// it was inserted.
+    pub(crate) fn insert_share(&mut self, epoch: Epoch, share: Share) -> bool {
+        match self.shares.entry(epoch) {
+            std::collections::btree_map::Entry::Vacant(v) => {
+                v.insert(share);
+                true
+            }
+            std::collections::btree_map::Entry::Occupied(_) => false,
+        }
+    }
+
+    /// Records `epoch` as committed. Returns whether it was new.
+    pub(crate) fn insert_commit(&mut self, epoch: Epoch) -> bool {
+        debug_assert!(self.is_prepared(epoch), "commit of an unprepared epoch");
+        self.commits.insert(epoch)
+    }
+
+    /// Records that this node was expunged, unless it already was. Returns
+    /// whether it changed.
+    pub(crate) fn set_expunged(&mut self, meta: ExpungedMetadata) -> bool {
+        if self.expunged.is_some() {
+            return false;
+        }
+        self.expunged = Some(meta);
+        true
+    }
+}
