@@ -15,6 +15,7 @@ pub mod codec;
 pub mod config;
 pub mod errors;
 pub mod ids;
+pub mod membership;
 pub mod messages;
 pub mod status;
 
@@ -26,6 +27,10 @@ pub use errors::{
     ReconfigurationError,
 };
 pub use ids::{BaseboardId, BaseboardIdError, Epoch, RackId, Threshold};
+pub use membership::{
+    AddSledsRequest, ConfigState, MemberState, RackMembershipState, RackMembershipStatus,
+    Timestamp, TimestampError, TrustQuorumConfig, TrustQuorumMemberData,
+};
 pub use messages::{
     CommitRequest, Envelope, PeerMsg, PeerMsgKind, PrepareAndCommitRequest, ReconfigureMsg,
 };

@@ -8,6 +8,7 @@
 //! seed always give the same bytes.
 #![forbid(unsafe_code)]
 
+pub mod control;
 pub mod crypto;
 pub mod node;
 
