@@ -1,0 +1,109 @@
+//! A deterministic simulator of a whole trust-quorum rack.
+//!
+//! It drives the real [`trust_quorum::Node`]s and
+//! [`trust_quorum::control::ControlPlane`] exactly as an embedder would (call,
+//! persist if changed, then send) over a simulated network, with faults drawn
+//! from one seed, checks every safety invariant after every event, and ends
+//! every run with a liveness phase. The same seed and options always give the
+//! same events and the same final state digest, on any machine.
+#![forbid(unsafe_code)]
+
+pub mod control;
+pub mod demo;
+pub mod event;
+pub mod explore;
+pub mod faults;
+pub mod invariants;
+pub mod liveness;
+pub mod network;
+pub mod replay;
+pub mod world;
+
+use serde::{Deserialize, Serialize};
+
+pub use event::{Event, LogEntry, LogHeader};
+pub use faults::{FaultPlan, FaultPreset};
+pub use invariants::Violation;
+pub use world::{SimOptions, World};
+
+/// The first violation of a run, with where it happened.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct Failure {
+    /// The broken invariant.
+    pub violation: Violation,
+    /// The index of the event after which it was seen.
+    pub step: u64,
+}
+
+/// What one run found.
+#[derive(Clone, Debug)]
+pub struct RunOutcome {
+    /// The options of the run.
+    pub options: SimOptions,
+    /// Events applied, liveness phase included.
+    pub events: u64,
+    /// The first safety violation, if any.
+    pub failure: Option<Failure>,
+    /// Why the liveness phase failed, if it did.
+    pub liveness: Result<(), String>,
+    /// The digest of the state after the last event.
+    pub digest: String,
+    /// The event log, when it was kept.
+    pub log: Vec<LogEntry>,
+}
+
+impl RunOutcome {
+    /// Whether the run found no violation and passed liveness.
+    pub fn ok(&self) -> bool {
+        self.failure.is_none() && self.liveness.is_ok()
+    }
+
+    /// The log header of this run.
+    pub fn header(&self) -> LogHeader {
+        LogHeader { version: env!("CARGO_PKG_VERSION").to_owned(), options: self.options.clone() }
+    }
+}
+
+/// Runs one seed: the fault phase of `options.steps` events, then the
+/// liveness phase. With `keep_log`, every event is logged with the digest
+/// after it.
+pub fn run(options: &SimOptions, keep_log: bool) -> RunOutcome {
+    let mut world = World::new(options.clone());
+    let mut log = Vec::new();
+    let mut step = 0u64;
+    let mut failure = None;
+    let record = |world: &mut World, event: Event, step: &mut u64, log: &mut Vec<LogEntry>| {
+        world.apply(&event);
+        if keep_log {
+            log.push(LogEntry { step: *step, event, digest: world.digest() });
+        }
+        *step = step.saturating_add(1);
+    };
+    while step < options.steps {
+        let event = world.next_event();
+        record(&mut world, event, &mut step, &mut log);
+        if let Some(v) = world.violations().first() {
+            failure = Some(Failure { violation: v.clone(), step: step.saturating_sub(1) });
+            break;
+        }
+    }
+    let liveness = if failure.is_none() {
+        let result = liveness::heal_and_drain(&mut world, &mut |w, e| {
+            record(w, e, &mut step, &mut log);
+        });
+        if let Some(v) = world.violations().first() {
+            failure = Some(Failure { violation: v.clone(), step: step.saturating_sub(1) });
+        }
+        result
+    } else {
+        Err("not run: a safety violation was found".to_owned())
+    };
+    RunOutcome {
+        options: options.clone(),
+        events: step,
+        failure,
+        liveness,
+        digest: world.digest(),
+        log,
+    }
+}

@@ -1,0 +1,124 @@
+//! The heal-and-drain phase at the end of every run (PROTOCOL.md section
+//! 7.2, end-of-run liveness; 7.1 AllNodesUnlock).
+//!
+//! Faults stop, partitions heal, crashed sleds restart, and the world keeps
+//! delivering and ticking until the latest configuration is committed at
+//! every member (an aborted one is proposed again), every newly joined
+//! member is in service and nothing is left in flight. Then every member
+//! must load the identical rack secret, and opening the sealed prior secrets
+//! at the latest epoch must give back each earlier epoch's secret.
+
+use tq_types::Epoch;
+use tq_types::membership::ConfigState;
+
+use crate::control;
+use crate::event::Event;
+use crate::world::World;
+
+/// The most events the phase may take.
+pub const MAX_LIVENESS_EVENTS: u64 = 20_000;
+
+/// Runs the phase, applying every event through `apply` (which logs it).
+pub fn heal_and_drain(
+    world: &mut World,
+    apply: &mut dyn FnMut(&mut World, Event),
+) -> Result<(), String> {
+    apply(world, Event::BeginLiveness);
+    let mut events = 0u64;
+    loop {
+        if let Some(v) = world.violations().first() {
+            return Err(format!("safety violation during liveness: {}", v.invariant));
+        }
+        if settled(world) {
+            break;
+        }
+        if events >= MAX_LIVENESS_EVENTS {
+            return Err(format!(
+                "not settled after {MAX_LIVENESS_EVENTS} events: {}",
+                why_unsettled(world)
+            ));
+        }
+        let event = match control::retry_event(world) {
+            Some(e) if world.control.is_idle() && world.net.in_flight() == 0 => e,
+            _ => world.next_event(),
+        };
+        apply(world, event);
+        events = events.saturating_add(1);
+    }
+    check_secrets(world, apply)
+}
+
+/// The latest configuration committed at every member, every member in
+/// service, nothing in flight, every sled up.
+fn settled(world: &World) -> bool {
+    why_unsettled(world).is_empty()
+}
+
+fn why_unsettled(world: &World) -> String {
+    let Some(view) = control::latest_view(world) else { return "no configuration".to_owned() };
+    if view.state != ConfigState::Committed {
+        return format!("latest epoch {} is {}", view.epoch, view.state);
+    }
+    for m in view.members.keys() {
+        if !world.sleds.get(m).is_some_and(|s| s.disk.commits().contains(&view.epoch)) {
+            return format!("{m} has not committed {}", view.epoch);
+        }
+        if !world.is_up(m) {
+            return format!("{m} is down");
+        }
+    }
+    let pending = control::pending_activations(world);
+    if !pending.is_empty() {
+        return format!("{} members not activated", pending.len());
+    }
+    if world.net.in_flight() > 0 || !world.control.is_idle() {
+        return "messages in flight".to_owned();
+    }
+    String::new()
+}
+
+/// Every member loads the identical secret of the latest epoch (checked for
+/// agreement as it is loaded), and the secrets sealed in the latest
+/// configuration are exactly those of its committed ancestors.
+fn check_secrets(
+    world: &mut World,
+    apply: &mut dyn FnMut(&mut World, Event),
+) -> Result<(), String> {
+    let view = control::latest_view(world).ok_or("no configuration")?;
+    let epoch = view.epoch;
+    for m in view.members.keys() {
+        for _ in 0..50 {
+            if world.checker.has_loaded(m, epoch) {
+                break;
+            }
+            apply(world, Event::LoadSecret { sled: m.clone() });
+            let mut drained = 0u32;
+            while world.net.in_flight() > 0 && drained < 10_000 {
+                let e = world.next_event();
+                apply(world, e);
+                drained = drained.saturating_add(1);
+            }
+        }
+        if !world.checker.has_loaded(m, epoch) {
+            return Err(format!("{m} never loaded the secret of {epoch}"));
+        }
+    }
+    if let Some(v) = world.violations().first() {
+        return Err(format!("safety violation while loading secrets: {}", v.invariant));
+    }
+    let committed: Vec<Epoch> = control::views(world)
+        .values()
+        .filter(|v| {
+            v.epoch < epoch
+                && matches!(v.state, ConfigState::Committed | ConfigState::CommittedPartially)
+        })
+        .map(|v| v.epoch)
+        .collect();
+    let sealed = world.checker.sealed_epochs(epoch).ok_or("sealed secrets never opened")?;
+    if sealed != committed.as_slice() {
+        return Err(format!(
+            "sealed epochs {sealed:?} differ from committed ancestors {committed:?}"
+        ));
+    }
+    Ok(())
+}
