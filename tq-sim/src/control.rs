@@ -288,19 +288,21 @@ pub(crate) fn apply(world: &mut World, event: &Event) {
             }
         }
         Event::AddSleds { replica, sleds } => {
+            let latest = world.control.observer.latest_epoch();
             let out = transact(world, *replica, |cp, now, rng| {
                 cp.add_sleds(sleds.iter().cloned(), now, rng)
             });
             match out {
-                // Accepted: sleds that left the rack earlier are reset before
-                // anything about the new epoch reaches them.
-                Some(Ok(_)) => {
+                // A new configuration: sleds that left the rack earlier are
+                // reset before anything about the new epoch reaches them. (A
+                // repeated add returns the epoch already preparing.)
+                Some(Ok(epoch)) if Some(epoch) > latest => {
                     for sled in sleds {
                         reset_sled(world, sled);
                     }
                 }
                 Some(Err(e)) => tracing::debug!(%e, "add sleds rejected"),
-                None => {}
+                Some(Ok(_)) | None => {}
             }
         }
         Event::RemoveSleds { replica, sleds } => {
@@ -332,8 +334,20 @@ fn reset_sled(world: &mut World, sled: &BaseboardId) {
     let was_up = world.is_up(sled);
     world.crash(sled);
     world.apply_wipe(sled);
+    // Requests addressed to the sled's previous life die with it.
+    world.control.requests.retain(|r| action_target(&r.action) != sled);
     if was_up {
         world.restart(sled);
+    }
+}
+
+/// The sled a control-plane action is for.
+fn action_target(action: &ControlAction) -> &BaseboardId {
+    match action {
+        ControlAction::Reconfigure { to, .. } | ControlAction::PollCoordinator { to, .. } => to,
+        ControlAction::Commit { member, .. }
+        | ControlAction::PrepareAndCommit { member, .. }
+        | ControlAction::Activate { member } => member,
     }
 }
 
@@ -477,7 +491,9 @@ pub(crate) fn progress_event(world: &mut World) -> Option<Event> {
     let nrep = world.control.replies.len();
     let reorder = world.faults_on && world.plan.reorder_links > 0;
     let rng = world.chooser();
-    let roll = rng.next_u32() % 10;
+    // Long queues are drained before the driver adds to them.
+    let roll =
+        if nreq.saturating_add(nrep) > 16 { rng.next_u32() % 8 } else { rng.next_u32() % 10 };
     if nreq > 0 && roll < 4 {
         return Some(Event::ControlRequest { index: pick_index(rng, nreq, reorder) });
     }

@@ -25,7 +25,8 @@ pub enum Event {
         /// Position in the link's queue (0 is the oldest).
         index: usize,
     },
-    /// Lose the `index`-th message queued from `from` to `to`.
+    /// Lose the `index`-th message queued from `from` to `to`; the
+    /// connection breaks with it (links are reliable streams).
     DropMessage {
         /// Sender.
         from: BaseboardId,

@@ -303,7 +303,11 @@ impl World {
                 }
             }
             Event::DropMessage { from, to, index } => {
-                self.net.take(&(from.clone(), to.clone()), *index);
+                // Links are reliable streams: a lost message means the
+                // connection broke, and retransmission happens on reconnect.
+                if self.net.take(&(from.clone(), to.clone()), *index).is_some() {
+                    self.disconnect(from, to);
+                }
             }
             Event::Connect { a, b } => {
                 self.connect(a, b);
