@@ -9,6 +9,7 @@ use rand_core::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 use tq_types::membership::{ConfigState, MemberState, Timestamp, TrustQuorumConfig};
 use tq_types::{BaseboardId, CommitStatus, CoordinatorStatus, Epoch, RackId, ReconfigurationError};
+use trust_quorum::PlantedBug;
 use trust_quorum::control::{
     ControlAction, ControlPlane, ControlPlaneConfig, Ledger, MemberCommitError,
 };
@@ -101,6 +102,7 @@ pub struct InFlightReply {
 /// Replicas, the ledger store and the channel to sleds.
 pub struct ControlSide {
     settings: ControlPlaneConfig,
+    planted_bug: Option<PlantedBug>,
     store: Ledger,
     /// A control plane over the stored ledger, for views and checks.
     observer: ControlPlane,
@@ -123,31 +125,38 @@ impl ControlSide {
         rack_id: RackId,
         initial: &[BaseboardId],
         universe: Vec<BaseboardId>,
+        planted_bug: Option<PlantedBug>,
     ) -> ControlSide {
         let settings = ControlPlaneConfig::default();
         let mut rng = ChaCha20Rng::seed_from_u64(subseed(seed, "control", 0));
         let mut first = ControlPlane::new(settings.clone());
+        plant(&mut first, planted_bug);
         if let Err(e) = first.initialize(rack_id, initial.iter().cloned(), timestamp(0), &mut rng) {
             tracing::error!(%e, "initialize failed");
         }
         let store = first.ledger().clone();
-        let replicas = (0..replicas)
-            .map(|_| Replica {
-                cp: ControlPlane::from_ledger(settings.clone(), store.clone()).ok(),
-                stale: false,
-            })
-            .collect();
-        ControlSide {
+        let mut side = ControlSide {
             observer: first,
             settings,
             store,
-            replicas,
             requests: Vec::new(),
             replies: Vec::new(),
             rng,
             activated: initial.iter().cloned().collect(),
             universe,
-        }
+            planted_bug,
+            replicas: Vec::new(),
+        };
+        side.replicas =
+            (0..replicas).map(|_| Replica { cp: side.load_replica(), stale: false }).collect();
+        side
+    }
+
+    /// A replica's control plane freshly loaded from the store.
+    fn load_replica(&self) -> Option<ControlPlane> {
+        let mut cp = ControlPlane::from_ledger(self.settings.clone(), self.store.clone()).ok()?;
+        plant(&mut cp, self.planted_bug);
+        Some(cp)
     }
 
     /// The control plane over the stored ledger.
@@ -202,6 +211,16 @@ impl ControlSide {
     }
 }
 
+/// Plants `bug` in a control plane (with the `planted-bugs` feature).
+fn plant(cp: &mut ControlPlane, bug: Option<PlantedBug>) {
+    #[cfg(feature = "planted-bugs")]
+    if let Some(bug) = bug {
+        cp.plant_bug(bug);
+    }
+    #[cfg(not(feature = "planted-bugs"))]
+    let _ = (cp, bug);
+}
+
 /// Runs `f` on replica `r` as one transaction over the shared store:
 /// refresh (unless the replica acts on a stale snapshot), apply, then
 /// compare-and-set by generation. A replica that lost the race reloads and
@@ -214,26 +233,39 @@ fn transact<T>(
     let now = timestamp(world.clock_ms);
     let side = &mut world.control;
     let replica = side.replicas.get_mut(r)?;
-    let cp = replica.cp.as_mut()?;
-    if !std::mem::take(&mut replica.stale) && cp.ledger().generation() != side.store.generation() {
-        *cp = ControlPlane::from_ledger(side.settings.clone(), side.store.clone()).ok()?;
+    let stale = std::mem::take(&mut replica.stale);
+    let mut cp = replica.cp.take()?;
+    if !stale && cp.ledger().generation() != side.store.generation() {
+        cp = side.load_replica()?;
     }
+    let mut out = None;
     for _ in 0..2 {
         let before = cp.ledger().generation();
-        let out = f(cp, now, &mut side.rng);
+        let result = f(&mut cp, now, &mut side.rng);
         if cp.ledger().generation() == before {
-            return Some(out);
+            out = Some(result);
+            break;
         }
         if side.store.generation() == before {
             side.store = cp.ledger().clone();
-            side.observer = ControlPlane::from_ledger(side.settings.clone(), side.store.clone())
-                .unwrap_or_else(|_| side.observer.clone());
-            return Some(out);
+            if let Ok(observer) =
+                ControlPlane::from_ledger(side.settings.clone(), side.store.clone())
+            {
+                side.observer = observer;
+            }
+            out = Some(result);
+            break;
         }
         tracing::debug!(replica = r, "lost a compare-and-set race; deciding again");
-        *cp = ControlPlane::from_ledger(side.settings.clone(), side.store.clone()).ok()?;
+        match side.load_replica() {
+            Some(fresh) => cp = fresh,
+            None => break,
+        }
     }
-    None
+    if let Some(replica) = side.replicas.get_mut(r) {
+        replica.cp = Some(cp);
+    }
+    out
 }
 
 /// Applies a control-plane event.
@@ -269,8 +301,11 @@ pub(crate) fn apply(world: &mut World, event: &Event) {
         }
         Event::ControlRestart { replica } => {
             let side = &mut world.control;
-            if let Some(r) = side.replicas.get_mut(*replica).filter(|r| r.cp.is_none()) {
-                r.cp = ControlPlane::from_ledger(side.settings.clone(), side.store.clone()).ok();
+            if side.replicas.get(*replica).is_some_and(|r| r.cp.is_none()) {
+                let fresh = side.load_replica();
+                if let Some(r) = side.replicas.get_mut(*replica) {
+                    r.cp = fresh;
+                }
             }
         }
         Event::ControlStale { replica } => {
@@ -705,6 +740,37 @@ pub(crate) fn retry_event(world: &mut World) -> Option<Event> {
         return Some(Event::RemoveSleds { replica, sleds: remove });
     }
     None
+}
+
+/// Whether wiping `sled`'s disk keeps every configuration the rack depends
+/// on recoverable: the rack tolerates losing a member's share only while K
+/// other members still hold theirs, and a preparing configuration with no
+/// crash tolerance (Z = 0) may already count the sled's acknowledgement.
+/// The simulator injects only such disk losses, since the protocol promises
+/// nothing beyond them (PROTOCOL.md section 7.3, recoverability).
+pub(crate) fn wipe_is_survivable(world: &World, sled: &BaseboardId) -> bool {
+    let cp = &world.control.observer;
+    let holders = |e: Epoch| {
+        world.sleds.iter().filter(|(id, s)| *id != sled && s.disk.is_prepared(e)).count()
+    };
+    let base = cp.last_committed_epoch().and_then(|e| cp.config(e));
+    let latest = cp.latest();
+    for view in base.iter().chain(latest.iter()) {
+        if !view.members.contains_key(sled) {
+            continue;
+        }
+        let k = usize::from(view.threshold.0);
+        match view.state {
+            ConfigState::Preparing if view.commit_crash_tolerance == 0 => return false,
+            ConfigState::Preparing | ConfigState::Aborted => {}
+            ConfigState::Committing | ConfigState::Committed | ConfigState::CommittedPartially => {
+                if holders(view.epoch) < k {
+                    return false;
+                }
+            }
+        }
+    }
+    true
 }
 
 /// Pending activations (members committed but not yet in service).

@@ -88,8 +88,13 @@ fn view(world: &World, epoch: Epoch) -> Option<TrustQuorumConfig> {
 
 /// Tells the story.
 pub fn run_demo() -> Result<Demo, DemoError> {
-    let options =
-        SimOptions { seed: 2026, steps: 0, nodes: 4, faults: FaultPreset::None, replicas: 1 };
+    let options = SimOptions {
+        replicas: 1,
+        nodes: 4,
+        steps: 0,
+        faults: FaultPreset::None,
+        ..SimOptions::new(2026)
+    };
     let mut world = World::new(options);
     world.apply(&Event::BeginLiveness);
     let committed = |w: &World, e: u64| {

@@ -35,6 +35,14 @@ pub enum Event {
         /// Position in the link's queue.
         index: usize,
     },
+    /// A faulty `from` sends `to` a garbled copy of a share it has queued,
+    /// ahead of the real one.
+    CorruptShare {
+        /// Sender.
+        from: BaseboardId,
+        /// Receiver.
+        to: BaseboardId,
+    },
     /// Bring a connection up; both ends resend what they still need.
     Connect {
         /// One end.

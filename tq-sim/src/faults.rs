@@ -81,6 +81,9 @@ pub struct FaultPlan {
     pub control_loss: u16,
     /// Keep the sled that was just asked to coordinate down for long.
     pub coordinator_stays_down: u16,
+    /// A peer sends a garbled copy of a queued share (a faulty or
+    /// malicious member).
+    pub corrupt_share: u16,
 }
 
 impl FaultPlan {
@@ -102,6 +105,7 @@ impl FaultPlan {
                 control_race: 5,
                 control_loss: 5,
                 coordinator_stays_down: 20,
+                corrupt_share: 5,
             },
             FaultPreset::Heavy => FaultPlan {
                 reorder_links: 800,
@@ -117,6 +121,7 @@ impl FaultPlan {
                 control_race: 50,
                 control_loss: 50,
                 coordinator_stays_down: 150,
+                corrupt_share: 50,
             },
             FaultPreset::Swarm => {
                 // Each fault is off with probability 1/3, otherwise drawn up
@@ -147,6 +152,7 @@ impl FaultPlan {
                     control_race: draw(heavy.control_race),
                     control_loss: draw(heavy.control_loss),
                     coordinator_stays_down: draw(heavy.coordinator_stays_down),
+                    corrupt_share: draw(heavy.corrupt_share),
                 }
             }
         }

@@ -43,6 +43,7 @@ impl Shape {
             nodes: usize::try_from(self.nodes).unwrap_or(8),
             faults: self.faults,
             replicas: usize::try_from(self.replicas).unwrap_or(2),
+            planted_bug: None,
         }
     }
 }

@@ -106,6 +106,15 @@ impl Network {
         true
     }
 
+    /// Queues `msg` ahead of everything on the link, if it is up.
+    pub fn push_front(&mut self, from: &BaseboardId, to: &BaseboardId, msg: PeerMsg) -> bool {
+        if !self.is_connected(from, to) || self.is_blocked(from, to) {
+            return false;
+        }
+        self.queues.entry((from.clone(), to.clone())).or_default().push_front(msg);
+        true
+    }
+
     /// Links with something in flight.
     pub fn busy_links(&self) -> Vec<Link> {
         self.queues.iter().filter(|(_, q)| !q.is_empty()).map(|(l, _)| l.clone()).collect()

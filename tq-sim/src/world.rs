@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
-use tq_types::{BaseboardId, Envelope, Epoch, PeerMsg, RackId};
-use trust_quorum::{Node, NodeCtx, PersistentState};
+use tq_types::{BaseboardId, Envelope, Epoch, PeerMsg, PeerMsgKind, RackId, Share};
+use trust_quorum::{Node, NodeCtx, PersistentState, PlantedBug};
 
 use crate::control::ControlSide;
 use crate::event::Event;
@@ -32,12 +32,23 @@ pub struct SimOptions {
     pub faults: FaultPreset,
     /// How many control-plane replicas share the ledger.
     pub replicas: usize,
+    /// A deliberately wrong behaviour to plant in every node and replica
+    /// (self-test; needs the `planted-bugs` feature, ignored without it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub planted_bug: Option<PlantedBug>,
 }
 
 impl SimOptions {
     /// Options with defaults for everything but the seed.
     pub fn new(seed: u64) -> Self {
-        SimOptions { seed, steps: 2000, nodes: 8, faults: FaultPreset::Swarm, replicas: 2 }
+        SimOptions {
+            seed,
+            steps: 2000,
+            nodes: 8,
+            faults: FaultPreset::Swarm,
+            replicas: 2,
+            planted_bug: None,
+        }
     }
 }
 
@@ -69,6 +80,11 @@ pub struct World {
     pub(crate) control: ControlSide,
     pub(crate) clock_ms: u64,
     pub(crate) wipes: u32,
+    /// Sleds that lost their disk after the control plane recorded their
+    /// commit of the configuration that was latest then: the protocol has no
+    /// way to restore them (the operator must remove and re-add them), so
+    /// liveness exempts them while that configuration stays the latest.
+    pub(crate) lost_after_commit: BTreeMap<BaseboardId, Epoch>,
     pub(crate) checker: Checker,
     /// Draws the next event (separate from the world's own randomness, so a
     /// replayed log reproduces the world without re-drawing events).
@@ -87,6 +103,16 @@ pub(crate) fn subseed(seed: u64, stream: &str, index: u64) -> u64 {
     let mut b = [0u8; 8];
     b.copy_from_slice(out.as_bytes().get(..8).unwrap_or(&[0; 8]));
     u64::from_le_bytes(b)
+}
+
+/// Plants `bug` in a node's context (with the `planted-bugs` feature).
+fn plant(ctx: &mut NodeCtx, bug: Option<PlantedBug>) {
+    #[cfg(feature = "planted-bugs")]
+    if let Some(bug) = bug {
+        ctx.plant_bug(bug);
+    }
+    #[cfg(not(feature = "planted-bugs"))]
+    let _ = (ctx, bug);
 }
 
 /// A uniform-enough index below `n` (0 when `n` is 0).
@@ -124,6 +150,7 @@ impl World {
             let index = i as u64;
             let rng = ChaCha20Rng::seed_from_u64(subseed(seed, "sled", index << 16));
             let mut ctx = NodeCtx::new(id.clone(), rng);
+            plant(&mut ctx, options.planted_bug);
             let node = Node::new(&mut ctx);
             sleds.insert(
                 id,
@@ -140,7 +167,14 @@ impl World {
         let initial: Vec<BaseboardId> =
             (0..(nodes / 2).saturating_add(1).max(3).min(nodes)).map(sled_id).collect();
         let universe: Vec<BaseboardId> = sleds.keys().cloned().collect();
-        let control = ControlSide::new(seed, options.replicas.max(1), rack_id, &initial, universe);
+        let control = ControlSide::new(
+            seed,
+            options.replicas.max(1),
+            rack_id,
+            &initial,
+            universe,
+            options.planted_bug,
+        );
         let mut world = World {
             chooser: ChaCha20Rng::seed_from_u64(subseed(seed, "chooser", 0)),
             options,
@@ -151,6 +185,7 @@ impl World {
             control,
             clock_ms: 1_000,
             wipes: 0,
+            lost_after_commit: BTreeMap::new(),
             checker: Checker::default(),
             faults_on: true,
         };
@@ -283,6 +318,7 @@ impl World {
         let stream = (sled.index << 16) | (sled.incarnation & 0xffff);
         let rng = ChaCha20Rng::seed_from_u64(subseed(seed, "sled", stream));
         let mut ctx = NodeCtx::with_persistent_state(who.clone(), sled.disk.clone(), rng);
+        plant(&mut ctx, self.options.planted_bug);
         let node = Node::new(&mut ctx);
         sled.live = Some(Live { node, ctx });
         for peer in self.up_sleds() {
@@ -302,6 +338,7 @@ impl World {
                     self.deliver(from, to, msg);
                 }
             }
+            Event::CorruptShare { from, to } => self.corrupt_share(from, to),
             Event::DropMessage { from, to, index } => {
                 // Links are reliable streams: a lost message means the
                 // connection broke, and retransmission happens on reconnect.
@@ -331,6 +368,14 @@ impl World {
             }
             Event::WipeDisk { sled } => {
                 if self.sleds.get(sled).is_some_and(|s| s.live.is_none()) {
+                    if let Some(v) = crate::control::latest_view(self) {
+                        let acked = v.members.get(sled).is_some_and(|m| {
+                            m.state == tq_types::membership::MemberState::Committed
+                        });
+                        if acked {
+                            self.lost_after_commit.insert(sled.clone(), v.epoch);
+                        }
+                    }
                     self.apply_wipe(sled);
                     self.wipes = self.wipes.saturating_add(1);
                 }
@@ -364,6 +409,25 @@ impl World {
         let mut checker = std::mem::take(&mut self.checker);
         checker.check_all(self);
         self.checker = checker;
+    }
+
+    /// A faulty or malicious `from` sends `to`, ahead of a share it has
+    /// queued, a copy whose bytes are garbled.
+    fn corrupt_share(&mut self, from: &BaseboardId, to: &BaseboardId) {
+        let link = (from.clone(), to.clone());
+        let original = self.net.queued().find_map(|(l, m)| match &m.kind {
+            PeerMsgKind::Share { epoch, share } if *l == link => {
+                Some((m.rack_id, *epoch, share.clone()))
+            }
+            _ => None,
+        });
+        let Some((rack_id, epoch, share)) = original else { return };
+        let mut bytes = share.as_bytes().to_vec();
+        for b in bytes.iter_mut().skip(1) {
+            *b ^= 0x5a;
+        }
+        let kind = PeerMsgKind::Share { epoch, share: Share::new(bytes) };
+        self.net.push_front(from, to, PeerMsg { rack_id, kind });
     }
 
     fn deliver(&mut self, from: &BaseboardId, to: &BaseboardId, msg: PeerMsg) {
@@ -417,30 +481,43 @@ impl World {
 
     /// Draws the next event from the current state and the fault plan.
     pub fn next_event(&mut self) -> Event {
-        let rng = &mut self.chooser;
         let plan = if self.faults_on { self.plan } else { FaultPlan::default() };
         let sleds: Vec<BaseboardId> = self.sleds.keys().cloned().collect();
-        let any = pick(rng, &sleds);
+        let any = pick(&mut self.chooser, &sleds);
 
         // Faults first, each with its own probability.
         if let Some(s) = any.clone() {
             let up = self.sleds.get(&s).is_some_and(|x| x.live.is_some());
+            let wipeable = !up && self.wipes == 0 && crate::control::wipe_is_survivable(self, &s);
+            let rng = &mut self.chooser;
             if up && chance(rng, plan.crash) {
                 return Event::Crash { sled: s };
             }
             if up && chance(rng, plan.crash_after_persist) {
                 return Event::CrashAfterPersist { sled: s };
             }
-            if !up && self.wipes == 0 && chance(rng, plan.disk_loss) {
+            if !up && chance(rng, plan.disk_loss) && wipeable {
                 return Event::WipeDisk { sled: s };
             }
         }
+        let rng = &mut self.chooser;
         if let (Some(a), Some(b)) = (pick(rng, &sleds), pick(rng, &sleds)) {
             if a != b && chance(rng, plan.disconnect) && self.net.is_connected(&a, &b) {
                 return Event::Disconnect { a, b };
             }
             if a != b && chance(rng, plan.partition) {
                 return Event::Partition { from: a, to: b };
+            }
+        }
+        if chance(rng, plan.corrupt_share) {
+            let shares: Vec<(BaseboardId, BaseboardId)> = self
+                .net
+                .queued()
+                .filter(|(_, m)| matches!(m.kind, PeerMsgKind::Share { .. }))
+                .map(|(l, _)| l.clone())
+                .collect();
+            if let Some((from, to)) = pick(rng, &shares) {
+                return Event::CorruptShare { from, to };
             }
         }
         if let Some((from, to)) = self.net.blocked().next().cloned() {

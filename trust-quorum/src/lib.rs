@@ -11,6 +11,13 @@
 pub mod control;
 pub mod crypto;
 pub mod node;
+pub mod planted;
 
 pub use crypto::RackSecret;
 pub use node::{Node, NodeCtx, PersistentState};
+pub use planted::PlantedBug;
+
+/// The README's examples, compiled and run as doctests.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -30,6 +30,7 @@ use tq_types::{
 use super::ledger::{AbortReason, ConfigMismatch, pick_one};
 use super::report::PassReport;
 use super::{ControlPlane, transact};
+use crate::planted::PlantedBug;
 
 /// Something the embedder should send now, on behalf of the control plane.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
@@ -623,16 +624,18 @@ impl ControlPlane {
             self.driver.forget_epoch(epoch);
             return Ok(());
         };
-        transact(&mut self.ledger, |l| l.apply_coordinator_status(epoch, &status, now)).map_err(
-            |mismatch| {
-                tracing::warn!(%epoch, %from, %mismatch, "coordinator status rejected");
-                CoordinatorStatusError::Mismatch {
-                    epoch,
-                    from: from.clone(),
-                    mismatch: Box::new(mismatch),
-                }
-            },
-        )?;
+        let commit_at_threshold = self.planted.is(PlantedBug::CommitAtThreshold);
+        transact(&mut self.ledger, |l| {
+            l.apply_coordinator_status(epoch, &status, now, commit_at_threshold)
+        })
+        .map_err(|mismatch| {
+            tracing::warn!(%epoch, %from, %mismatch, "coordinator status rejected");
+            CoordinatorStatusError::Mismatch {
+                epoch,
+                from: from.clone(),
+                mismatch: Box::new(mismatch),
+            }
+        })?;
         self.driver.heard(epoch, now);
         Ok(())
     }

@@ -537,6 +537,7 @@ impl Ledger {
         epoch: Epoch,
         status: &CoordinatorStatus,
         now: Timestamp,
+        commit_at_threshold: bool,
     ) -> Result<(), ConfigMismatch> {
         let rack_id = self.rack_id;
         let Some(rec) = self.configs.get_mut(&epoch) else {
@@ -610,7 +611,13 @@ impl Ledger {
         let acked = rec.members.values().filter(|d| d.state != MemberState::Unacked).count();
         let initial = rec.last_committed_epoch.is_none();
         let mut members_now_active = Vec::new();
-        if acked >= required_acks(rec.threshold, rec.commit_crash_tolerance) {
+        let needed = if commit_at_threshold {
+            // Planted bug (simulator self-test only): ignore Z.
+            usize::from(rec.threshold.0)
+        } else {
+            required_acks(rec.threshold, rec.commit_crash_tolerance)
+        };
+        if acked >= needed {
             rec.state = ConfigState::Committing;
             rec.time_committing = Some(now);
             if initial {

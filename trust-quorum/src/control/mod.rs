@@ -65,6 +65,10 @@ pub use policy::{CrashTolerance, Policy};
 pub use report::{ClientReport, PassReport};
 
 use driver::DriverState;
+
+use crate::planted::Planted;
+#[cfg(feature = "planted-bugs")]
+use crate::planted::PlantedBug;
 use ledger::ProposeError;
 
 /// Settings of a control plane. Replicas sharing a ledger should use the same
@@ -108,6 +112,7 @@ pub struct ControlPlane {
     config: ControlPlaneConfig,
     ledger: Ledger,
     driver: DriverState,
+    planted: Planted,
 }
 
 /// Why a rack's first configuration was refused.
@@ -292,7 +297,12 @@ impl ControlPlane {
     /// A control plane for a rack that has no ledger yet; call
     /// [`initialize`](Self::initialize) next.
     pub fn new(config: ControlPlaneConfig) -> Self {
-        ControlPlane { config, ledger: Ledger::default(), driver: DriverState::default() }
+        ControlPlane {
+            config,
+            ledger: Ledger::default(),
+            driver: DriverState::default(),
+            planted: Planted::default(),
+        }
     }
 
     /// A control plane over a stored ledger, after checking every ledger
@@ -300,7 +310,20 @@ impl ControlPlane {
     /// coordinator gets a fresh `prepare_timeout`.
     pub fn from_ledger(config: ControlPlaneConfig, ledger: Ledger) -> Result<Self, LedgerError> {
         ledger.validate()?;
-        Ok(ControlPlane { config, ledger, driver: DriverState::default() })
+        Ok(ControlPlane {
+            config,
+            ledger,
+            driver: DriverState::default(),
+            planted: Planted::default(),
+        })
+    }
+
+    /// Switches on a deliberately wrong behaviour (simulator self-test
+    /// only). It is not part of the ledger: set it again after
+    /// [`ControlPlane::from_ledger`].
+    #[cfg(feature = "planted-bugs")]
+    pub fn plant_bug(&mut self, bug: PlantedBug) {
+        self.planted.set(bug);
     }
 
     /// The ledger, to store after a change.

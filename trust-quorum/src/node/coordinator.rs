@@ -162,7 +162,7 @@ impl Coordinator {
             tracing::debug!(%from, %epoch, "share ignored: coordinator not collecting");
             return Progress::Continue;
         };
-        if let Err(why) = old.offer(from, epoch, share) {
+        if let Err(why) = old.offer(ctx, from, epoch, share) {
             log_rejected("coordinator", from, epoch, why);
             return Progress::Continue;
         }

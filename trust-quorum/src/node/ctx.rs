@@ -6,6 +6,7 @@ use rand_core::CryptoRng;
 use tq_types::{Alarm, BaseboardId, Envelope, PeerMsg, PeerMsgKind, RackId};
 
 use super::persistent::PersistentState;
+use crate::planted::{Planted, PlantedBug};
 
 /// The random number generator a node draws secrets, shares and salts from.
 /// Inject a seeded generator for reproducible runs; in production, a CSPRNG
@@ -37,6 +38,7 @@ pub struct NodeCtx {
     connected: BTreeSet<BaseboardId>,
     alarms: Vec<Alarm>,
     rng: Box<dyn NodeRng>,
+    planted: Planted,
 }
 
 /// Returned by [`NodeCtx::drain_envelopes`] when the persistent state changed
@@ -66,6 +68,7 @@ impl NodeCtx {
             connected: BTreeSet::new(),
             alarms: Vec::new(),
             rng: Box::new(rng),
+            planted: Planted::default(),
         }
     }
 
@@ -110,6 +113,18 @@ impl NodeCtx {
     /// Alarms raised since the node started.
     pub fn alarms(&self) -> &[Alarm] {
         &self.alarms
+    }
+
+    /// Switches on a deliberately wrong behaviour (simulator self-test
+    /// only).
+    #[cfg(feature = "planted-bugs")]
+    pub fn plant_bug(&mut self, bug: PlantedBug) {
+        self.planted.set(bug);
+    }
+
+    /// Whether `bug` is planted in this node.
+    pub(crate) fn has_bug(&self, bug: PlantedBug) -> bool {
+        self.planted.is(bug)
     }
 
     pub(crate) fn rng(&mut self) -> &mut dyn NodeRng {

@@ -53,7 +53,7 @@ impl KeyShareComputer {
         epoch: Epoch,
         share: Share,
     ) -> Computation {
-        if let Err(why) = self.collector.offer(from, epoch, share) {
+        if let Err(why) = self.collector.offer(ctx, from, epoch, share) {
             log_rejected("key_share_computer", from, epoch, why);
             return Computation::Pending;
         }

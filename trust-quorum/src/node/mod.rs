@@ -45,6 +45,7 @@ use self::key_share::{Computation, KeyShareComputer};
 use self::secret_loader::SecretLoader;
 use self::validate::{ValidatedReconfigureMsg, check_config};
 use crate::crypto::{self, RackSecret};
+use crate::planted::PlantedBug;
 
 pub use self::ctx::{NodeCtx, NodeRng, PersistFirst};
 pub use self::persistent::{MAX_PERSISTENT_STATE_LEN, PersistentState};
@@ -285,7 +286,9 @@ impl Node {
         let me = ctx.id().clone();
         let epoch = config.epoch;
         let state = ctx.persistent_state();
-        if state.latest_committed_epoch().is_some_and(|l| l > epoch) {
+        if state.latest_committed_epoch().is_some_and(|l| l > epoch)
+            && !ctx.has_bug(PlantedBug::AckStalePrepare)
+        {
             tracing::debug!(node = %me, %from, %epoch, "stale prepare ignored");
             return;
         }

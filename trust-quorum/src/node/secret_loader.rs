@@ -93,7 +93,7 @@ impl SecretLoader {
         let Some(c) = &mut self.collector else {
             return;
         };
-        if let Err(why) = c.offer(from, epoch, share) {
+        if let Err(why) = c.offer(ctx, from, epoch, share) {
             log_rejected("secret_loader", from, epoch, why);
             return;
         }

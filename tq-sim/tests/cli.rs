@@ -1,0 +1,102 @@
+//! The `tq-sim` command-line contract (DESIGN.md section 6).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, missing_docs)]
+
+use std::process::Command;
+
+fn tq_sim(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_tq-sim")).args(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn run_prints_the_summary_line() {
+    let (code, stdout, _) = tq_sim(&["run", "--seed", "3", "--steps", "300"]);
+    assert_eq!(code, 0);
+    let line = stdout.lines().last().unwrap();
+    let fields: Vec<&str> = line.split(' ').collect();
+    assert_eq!(fields[0], "summary:");
+    let keys: Vec<&str> = fields[1..].iter().map(|f| f.split('=').next().unwrap()).collect();
+    assert_eq!(keys, ["seeds", "events", "violations", "liveness", "digest", "elapsed_ms"]);
+    assert!(
+        line.contains("seeds=1 ")
+            && line.contains("violations=0 ")
+            && line.contains("liveness=ok ")
+    );
+    let digest = fields[5].strip_prefix("digest=").unwrap();
+    assert_eq!(digest.len(), 16);
+    assert!(digest.chars().all(|c| c.is_ascii_hexdigit()));
+}
+
+#[test]
+fn run_json_has_the_same_keys_and_checks_determinism() {
+    let (code, stdout, stderr) =
+        tq_sim(&["run", "--seed", "4", "--steps", "300", "--json", "--check-determinism"]);
+    assert_eq!(code, 0, "{stderr}");
+    let v: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    for key in ["seeds", "events", "violations", "liveness", "digest", "elapsed_ms"] {
+        assert!(v.get(key).is_some(), "missing {key}");
+    }
+    assert_eq!(v["liveness"], "ok");
+}
+
+#[test]
+fn explore_sums_seeds() {
+    let (code, stdout, _) = tq_sim(&[
+        "explore", "--seeds", "0..4", "--steps", "200", "--faults", "heavy", "--jobs", "2",
+    ]);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("summary: seeds=4 "), "{stdout}");
+}
+
+#[test]
+fn bad_usage_exits_2() {
+    for args in [
+        &["run"][..],
+        &["run", "--seed", "x"],
+        &["run", "--seed", "1", "--faults", "wild"],
+        &["explore", "--seeds", "5..1"],
+        &["explore", "--seeds", "nope"],
+        &["run", "--seed", "1", "--nodes", "2"],
+        &["frobnicate"],
+    ] {
+        let (code, _, stderr) = tq_sim(args);
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert!(!stderr.is_empty());
+    }
+}
+
+#[test]
+fn replay_of_a_saved_log_matches_and_shows_state() {
+    let dir = std::env::temp_dir().join(format!("tq-sim-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = dir.join("run.jsonl");
+    let log = log.to_str().unwrap();
+    let (code, _, _) = tq_sim(&["run", "--seed", "9", "--steps", "400", "--log", log]);
+    assert_eq!(code, 0);
+    let (code, stdout, _) = tq_sim(&["replay", log]);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("every digest matches"), "{stdout}");
+    let (code, stdout, _) = tq_sim(&[
+        "replay",
+        log,
+        "--until",
+        "50",
+        "--show",
+        "node:PPP-PPPPPPP:00000000000",
+        "--json",
+    ]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(stdout.lines().next().unwrap()).unwrap();
+    assert!(v.get("durable").is_some());
+    let (code, _, _) = tq_sim(&["replay", log, "--show", "control"]);
+    assert_eq!(code, 0);
+    let (code, _, _) = tq_sim(&["replay", log, "--show", "bogus"]);
+    assert_eq!(code, 2);
+    let (code, _, _) = tq_sim(&["replay", "/nonexistent/log.jsonl"]);
+    assert_eq!(code, 2);
+    std::fs::remove_dir_all(&dir).ok();
+}

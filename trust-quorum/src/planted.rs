@@ -1,0 +1,40 @@
+//! Deliberately wrong behaviours, for the simulator's self-test.
+//!
+//! A bug can only be switched on with the `planted-bugs` cargo feature
+//! ([`NodeCtx::plant_bug`](crate::NodeCtx::plant_bug),
+//! [`ControlPlane::plant_bug`](crate::control::ControlPlane::plant_bug)).
+//! Without it the switch does not exist and every check below is `false`.
+//! Never enable the feature in a build that runs a real rack.
+
+use serde::{Deserialize, Serialize};
+
+/// A deliberately wrong behaviour the simulator must catch.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlantedBug {
+    /// The control plane starts committing at K prepare acks instead of
+    /// K + Z.
+    CommitAtThreshold,
+    /// Nodes take shares from peers without checking them against the
+    /// sender's digest.
+    SkipShareDigestCheck,
+    /// Nodes acknowledge prepares for epochs older than their latest
+    /// committed one.
+    AckStalePrepare,
+}
+
+/// The planted bug of one node or control plane, if any.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub(crate) struct Planted(Option<PlantedBug>);
+
+impl Planted {
+    /// Whether `bug` is planted.
+    pub(crate) fn is(self, bug: PlantedBug) -> bool {
+        self.0 == Some(bug)
+    }
+
+    #[cfg(feature = "planted-bugs")]
+    pub(crate) fn set(&mut self, bug: PlantedBug) {
+        self.0 = Some(bug);
+    }
+}
