@@ -13,6 +13,7 @@ pub mod demo;
 pub mod event;
 pub mod explore;
 pub mod faults;
+pub mod fuzzing;
 pub mod invariants;
 pub mod liveness;
 pub mod network;
