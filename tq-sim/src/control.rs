@@ -655,6 +655,18 @@ fn commit_safety(checker: &mut Checker, world: &World, view: &TrustQuorumConfig)
             format!("epoch {e} committing with {held} durable preparers, needs {needed}"),
         );
     }
+    // Recoverability (7.3): K holders remain unless more than Z of the
+    // preparers were wiped.
+    let holders = view
+        .members
+        .keys()
+        .filter(|m| world.sleds.get(*m).is_some_and(|s| s.disk.is_prepared(e)))
+        .count();
+    let wiped = view.members.keys().filter(|m| checker.wiped().contains(*m)).count();
+    if holders < usize::from(view.threshold.0) && wiped <= usize::from(view.commit_crash_tolerance)
+    {
+        checker.violation("recoverability", format!("epoch {e} has {holders} holders left"));
+    }
     for (m, data) in &view.members {
         if data.state == MemberState::Committed && !checker.wiped().contains(m) {
             let ok = world.sleds.get(m).is_some_and(|s| s.disk.commits().contains(&e));

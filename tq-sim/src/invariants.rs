@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
-use tq_types::{BaseboardId, Configuration, Envelope, Epoch, PeerMsgKind};
+use tq_types::{BaseboardId, Configuration, Envelope, Epoch, LoadRackSecretError, PeerMsgKind};
 use trust_quorum::{PersistentState, RackSecret, crypto};
 
 use crate::control::ControlSide;
@@ -243,6 +243,32 @@ impl Checker {
                     format!("{who}: sealed secrets of {epoch}: {e}"),
                 ),
             },
+        }
+    }
+
+    /// Load postconditions (7.2): a returned secret implies the latest
+    /// committed epoch is at least the requested one; `NotAvailable` implies
+    /// it is later; `NotCommitted` implies it is earlier (or absent).
+    pub(crate) fn load_postconditions(
+        &mut self,
+        who: &BaseboardId,
+        epoch: Epoch,
+        latest: Option<Epoch>,
+        result: &Result<Option<RackSecret>, LoadRackSecretError>,
+    ) {
+        let ok = match result {
+            Ok(Some(_)) => latest.is_some_and(|l| l >= epoch),
+            Ok(None) => latest.is_some(),
+            Err(LoadRackSecretError::NotAvailable(_)) => latest.is_some_and(|l| l > epoch),
+            Err(LoadRackSecretError::NotCommitted(_)) => latest.is_none_or(|l| l < epoch),
+            Err(LoadRackSecretError::NoCommittedConfigurations) => latest.is_none(),
+            Err(_) => true,
+        };
+        if !ok {
+            self.violation(
+                "load_postconditions",
+                format!("{who} load of {epoch} with latest committed {latest:?} gave {result:?}"),
+            );
         }
     }
 

@@ -80,8 +80,8 @@ pub struct World {
     pub(crate) control: ControlSide,
     pub(crate) clock_ms: u64,
     pub(crate) wipes: u32,
-    /// Sleds that lost their disk after the control plane recorded their
-    /// commit of the configuration that was latest then: the protocol has no
+    /// Sleds that lost their disk after committing the configuration that was
+    /// latest then (and possibly acknowledging it): the protocol has no
     /// way to restore them (the operator must remove and re-add them), so
     /// liveness exempts them while that configuration stays the latest.
     pub(crate) lost_after_commit: BTreeMap<BaseboardId, Epoch>,
@@ -369,9 +369,14 @@ impl World {
             Event::WipeDisk { sled } => {
                 if self.sleds.get(sled).is_some_and(|s| s.live.is_none()) {
                     if let Some(v) = crate::control::latest_view(self) {
+                        // Its commit may be recorded already, or its
+                        // "committed" answer still in flight.
                         let acked = v.members.get(sled).is_some_and(|m| {
                             m.state == tq_types::membership::MemberState::Committed
-                        });
+                        }) || self
+                            .sleds
+                            .get(sled)
+                            .is_some_and(|s| s.disk.commits().contains(&v.epoch));
                         if acked {
                             self.lost_after_commit.insert(sled.clone(), v.epoch);
                         }
@@ -445,7 +450,12 @@ impl World {
     }
 
     pub(crate) fn load_secret_epoch(&mut self, who: &BaseboardId, epoch: Epoch) {
-        if let Some(Ok(Some(secret))) = self.call(who, |n, ctx| n.load_rack_secret(ctx, epoch)) {
+        let Some(result) = self.call(who, |n, ctx| n.load_rack_secret(ctx, epoch)) else {
+            return;
+        };
+        let latest = self.sleds.get(who).and_then(|s| s.disk.latest_committed_epoch());
+        self.checker.load_postconditions(who, epoch, latest, &result);
+        if let Ok(Some(secret)) = result {
             let config = self.sleds.get(who).and_then(|s| s.disk.config(epoch));
             self.checker.on_secret(who, epoch, &secret, config);
         }

@@ -21,32 +21,38 @@ fn assert_ok(o: &SimOptions) {
     );
 }
 
-/// Seeds that once found a defect (in the simulator or the protocol) stay
-/// here for good, with the preset they failed under.
-const REGRESSIONS: &[(u64, FaultPreset)] = &[
+/// Runs that once found a defect (in the simulator or the protocol) stay
+/// here for good: (seed, preset, sleds, steps).
+const REGRESSIONS: &[(u64, FaultPreset, usize, u64)] = &[
     // A stale prepare-and-commit reached a sled reset for re-adding.
-    (261, FaultPreset::Swarm),
+    (261, FaultPreset::Swarm, 8, 2000),
     // A repeated add used to reset sleds that had already prepared.
-    (229, FaultPreset::Swarm),
-    (436, FaultPreset::Swarm),
+    (229, FaultPreset::Swarm, 8, 2000),
+    (436, FaultPreset::Swarm, 8, 2000),
     // A lost message without a broken connection stalled a prepare.
-    (10, FaultPreset::Swarm),
+    (10, FaultPreset::Swarm, 8, 2000),
     // Adds rejected before initialization used to wipe prepared sleds.
-    (195, FaultPreset::Swarm),
-    (67, FaultPreset::Swarm),
-    (121, FaultPreset::Swarm),
-    (134, FaultPreset::Swarm),
+    (195, FaultPreset::Swarm, 8, 2000),
+    (67, FaultPreset::Swarm, 8, 2000),
+    (121, FaultPreset::Swarm, 8, 2000),
+    (134, FaultPreset::Swarm, 8, 2000),
     // Re-adding an expunged sled without a reset could never commit.
-    (1, FaultPreset::Heavy),
+    (1, FaultPreset::Heavy, 8, 2000),
     // An operator abort of the first configuration needs initialize again.
-    (1, FaultPreset::None),
-    (1, FaultPreset::Light),
+    (1, FaultPreset::None, 8, 2000),
+    (1, FaultPreset::Light, 8, 2000),
+    // A disk loss that left fewer than K holders (N = 3, Z = 0).
+    (7, FaultPreset::Swarm, 4, 1000),
+    // Disk loss after a committed member's ack was already in flight.
+    (146, FaultPreset::Heavy, 3, 1000),
+    (66, FaultPreset::Swarm, 3, 1000),
+    (238, FaultPreset::Swarm, 3, 1000),
 ];
 
 #[test]
 fn regression_seeds_pass() {
-    for (seed, faults) in REGRESSIONS {
-        assert_ok(&options(*seed, *faults));
+    for (seed, faults, nodes, steps) in REGRESSIONS {
+        assert_ok(&SimOptions { nodes: *nodes, steps: *steps, ..options(*seed, *faults) });
     }
 }
 
