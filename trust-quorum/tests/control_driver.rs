@@ -18,8 +18,8 @@ mod control {
         PrepareAndCommitError, RackMembershipState, ReconfigurationError,
     };
     use trust_quorum::control::{
-        AbortReason, ActivationError, AddSledsError, CommitResultError, ControlAction,
-        ControlPlane, ControlPlaneConfig, CoordinatorStatusError, Ledger,
+        AbortReason, ActivationError, AddSledsError, ChangeRefused, CommitResultError,
+        ControlAction, ControlPlane, ControlPlaneConfig, CoordinatorStatusError, Ledger,
     };
 
     fn commits(actions: &[ControlAction]) -> BTreeMap<BaseboardId, (&'static str, BaseboardId)> {
@@ -229,7 +229,11 @@ mod control {
         let before = ledger_json(&cp);
         assert_eq!(
             cp.add_sleds(ids([5]), t(3), &mut r),
-            Err(AddSledsError::PreviousNotCommitted { epoch: e2, committed: 3, needed: 4 })
+            Err(AddSledsError::Refused(ChangeRefused::PreviousNotCommitted {
+                epoch: e2,
+                committed: 3,
+                needed: 4
+            }))
         );
         assert_eq!(ledger_json(&cp), before);
         cp.on_commit_result(e2, &id(3), Ok(CommitStatus::Committed), t(4)).unwrap();
@@ -551,7 +555,9 @@ mod control {
             let snap = store.ledger.generation();
             assert_eq!(
                 b.remove_sleds(ids([0]), t(1), &mut rng(seed)),
-                Err(trust_quorum::control::RemoveSledsError::InProgress { epoch: ea })
+                Err(trust_quorum::control::RemoveSledsError::Refused(
+                    trust_quorum::control::ChangeRefused::InProgress { epoch: ea }
+                ))
             );
             // The same change as the winner's is answered with the winner's epoch.
             assert_eq!(b.add_sleds(ids([4]), t(1), &mut rng(seed + 300)), Ok(ea));

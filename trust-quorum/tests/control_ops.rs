@@ -15,8 +15,9 @@ mod control {
         CommitStatus, ConfigState, Epoch, MemberState, RackId, RackMembershipState, Threshold,
     };
     use trust_quorum::control::{
-        AbortError, AbortReason, AddSledsError, ControlAction, ControlPlane, ControlPlaneConfig,
-        CrashTolerance, InitializeError, Ledger, LedgerError, Policy, RemoveSledsError,
+        AbortError, AbortReason, AddSledsError, ChangeRefused, ControlAction, ControlPlane,
+        ControlPlaneConfig, CrashTolerance, InitializeError, Ledger, LedgerError, Policy,
+        RemoveSledsError,
     };
 
     #[test]
@@ -92,7 +93,7 @@ mod control {
         cp.abort_latest("wrong sleds", t(1)).unwrap();
         assert_eq!(
             cp.add_sleds(ids(5..6), t(2), &mut r),
-            Err(AddSledsError::NotInitialized),
+            Err(AddSledsError::Refused(ChangeRefused::NotInitialized)),
             "nothing committed yet"
         );
         let e = cp.initialize(rack(), ids(0..3), t(2), &mut r).unwrap();
@@ -124,15 +125,15 @@ mod control {
         // Another change while preparing: abort first.
         assert_eq!(
             cp.add_sleds(ids([4]), t(1), &mut r),
-            Err(AddSledsError::InProgress { epoch: e })
+            Err(AddSledsError::Refused(ChangeRefused::InProgress { epoch: e }))
         );
         assert_eq!(
             cp.add_sleds(ids([2, 4]), t(1), &mut r),
-            Err(AddSledsError::InProgress { epoch: e })
+            Err(AddSledsError::Refused(ChangeRefused::InProgress { epoch: e }))
         );
         assert_eq!(
             cp.remove_sleds(ids([0]), t(1), &mut r),
-            Err(RemoveSledsError::InProgress { epoch: e })
+            Err(RemoveSledsError::Refused(ChangeRefused::InProgress { epoch: e }))
         );
         assert_eq!(ledger_json(&cp), before);
 
@@ -171,7 +172,11 @@ mod control {
         );
         assert_eq!(
             cp.remove_sleds(ids([0, 1, 2]), t(0), &mut r),
-            Err(RemoveSledsError::MembershipSize { members: 2, min: 3, max: 32 })
+            Err(RemoveSledsError::Refused(ChangeRefused::MembershipSize {
+                members: 2,
+                min: 3,
+                max: 32
+            }))
         );
         assert_eq!(cp.remove_sleds(ids([]), t(0), &mut r), Err(RemoveSledsError::NoSleds));
         let e = cp.remove_sleds(ids([4]), t(0), &mut r).unwrap();
@@ -189,10 +194,13 @@ mod control {
     fn add_sleds_refusals_name_sleds_and_change_nothing() {
         let mut r = rng(7);
         let mut empty = default_cp();
-        assert_eq!(empty.add_sleds(ids([1]), t(0), &mut r), Err(AddSledsError::NotInitialized));
+        assert_eq!(
+            empty.add_sleds(ids([1]), t(0), &mut r),
+            Err(AddSledsError::Refused(ChangeRefused::NotInitialized))
+        );
         assert_eq!(
             empty.remove_sleds(ids([1]), t(0), &mut r),
-            Err(RemoveSledsError::NotInitialized)
+            Err(RemoveSledsError::Refused(ChangeRefused::NotInitialized))
         );
         let mut cp = committed_rack(&ids(0..3), &mut r);
         let before = ledger_json(&cp);
@@ -203,7 +211,11 @@ mod control {
         );
         assert_eq!(
             cp.add_sleds(ids(3..33), t(0), &mut r),
-            Err(AddSledsError::MembershipSize { members: 33, min: 3, max: 32 })
+            Err(AddSledsError::Refused(ChangeRefused::MembershipSize {
+                members: 33,
+                min: 3,
+                max: 32
+            }))
         );
         let msg = cp.add_sleds(ids([0, 9]), t(0), &mut r).unwrap_err().to_string();
         assert!(msg.contains("PPP-PPPPPPP:00000000000"), "{msg}");

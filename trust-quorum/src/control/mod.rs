@@ -162,21 +162,13 @@ pub enum InitializeError {
     EpochExhausted,
 }
 
-/// Why adding sleds was refused.
+/// Why a membership change (adding or removing sleds) could not be
+/// proposed, whatever the sleds.
 #[derive(Clone, PartialEq, Eq, Debug, thiserror::Error)]
-pub enum AddSledsError {
-    /// The request names no sled.
-    #[error("no sleds to add")]
-    NoSleds,
+pub enum ChangeRefused {
     /// The rack has no committing or committed configuration yet.
     #[error("the rack has no committed configuration yet; initialize it first")]
     NotInitialized,
-    /// Some sleds are already members of the rack's current membership.
-    #[error("already members of the rack: {sleds:?}")]
-    AlreadyMembers {
-        /// The sleds that are already members.
-        sleds: BTreeSet<BaseboardId>,
-    },
     /// A different change is still preparing.
     #[error("a different change at epoch {epoch} is in progress; abort it first")]
     InProgress {
@@ -220,60 +212,38 @@ pub enum AddSledsError {
     EpochExhausted,
 }
 
+/// Why adding sleds was refused.
+#[derive(Clone, PartialEq, Eq, Debug, thiserror::Error)]
+pub enum AddSledsError {
+    /// The request names no sled.
+    #[error("no sleds to add")]
+    NoSleds,
+    /// Some sleds are already members of the rack's current membership.
+    #[error("already members of the rack: {sleds:?}")]
+    AlreadyMembers {
+        /// The sleds that are already members.
+        sleds: BTreeSet<BaseboardId>,
+    },
+    /// The change cannot be proposed now.
+    #[error(transparent)]
+    Refused(#[from] ChangeRefused),
+}
+
 /// Why removing sleds was refused.
 #[derive(Clone, PartialEq, Eq, Debug, thiserror::Error)]
 pub enum RemoveSledsError {
     /// The request names no sled.
     #[error("no sleds to remove")]
     NoSleds,
-    /// The rack has no committing or committed configuration yet.
-    #[error("the rack has no committed configuration yet; initialize it first")]
-    NotInitialized,
     /// Some sleds are not members of the rack's current membership.
     #[error("not members of the rack: {sleds:?}")]
     NotMembers {
         /// The sleds that are not members.
         sleds: BTreeSet<BaseboardId>,
     },
-    /// A different change is still preparing.
-    #[error("a different change at epoch {epoch} is in progress; abort it first")]
-    InProgress {
-        /// The preparing epoch.
-        epoch: Epoch,
-    },
-    /// The new membership size is not allowed.
-    #[error("a membership of {members} sleds is outside the allowed {min}..={max}")]
-    MembershipSize {
-        /// The proposed number of members.
-        members: usize,
-        /// The smallest allowed membership.
-        min: usize,
-        /// The largest allowed membership.
-        max: usize,
-    },
-    /// The committing configuration underneath has too few commit
-    /// acknowledgements to be superseded.
-    #[error(
-        "epoch {epoch} is still committing with {committed} commit acknowledgements; {needed} are needed before a new change"
-    )]
-    PreviousNotCommitted {
-        /// The committing epoch.
-        epoch: Epoch,
-        /// Its commit acknowledgements.
-        committed: usize,
-        /// The acknowledgements required (K + Z).
-        needed: usize,
-    },
-    /// No remaining member committed the last committed configuration, so
-    /// none can coordinate.
-    #[error("no remaining member committed epoch {last_committed:?}; none can coordinate")]
-    NoCoordinatorCandidate {
-        /// The last committed epoch.
-        last_committed: Option<Epoch>,
-    },
-    /// Every epoch number has been used.
-    #[error("no epoch numbers are left")]
-    EpochExhausted,
+    /// The change cannot be proposed now.
+    #[error(transparent)]
+    Refused(#[from] ChangeRefused),
 }
 
 /// Why an abort was refused.
@@ -422,39 +392,13 @@ impl ControlPlane {
         if sleds.is_empty() {
             return Err(AddSledsError::NoSleds);
         }
-        let Some((base_epoch, base)) = self.ledger.base() else {
-            return Err(AddSledsError::NotInitialized);
-        };
-        let current = base.member_ids();
+        let (base_epoch, current) = self.current_membership()?;
         let already: BTreeSet<BaseboardId> = sleds.intersection(&current).cloned().collect();
         if !already.is_empty() {
             return Err(AddSledsError::AlreadyMembers { sleds: already });
         }
-        let proposed: BTreeSet<BaseboardId> = current.union(&sleds).cloned().collect();
-        match self.preparing_change(base_epoch, &proposed) {
-            Some(Ok(epoch)) => return Ok(epoch),
-            Some(Err(epoch)) => return Err(AddSledsError::InProgress { epoch }),
-            None => {}
-        }
-        let policy = &self.config.policy;
-        transact(&mut self.ledger, |l| l.propose(proposed, 1, policy, now, rng)).map_err(
-            |e| match e {
-                ProposeError::NotInitialized => AddSledsError::NotInitialized,
-                ProposeError::InProgress { epoch } => AddSledsError::InProgress { epoch },
-                ProposeError::MembershipSize { members } => AddSledsError::MembershipSize {
-                    members,
-                    min: policy.min_members(),
-                    max: policy.max_members(),
-                },
-                ProposeError::PreviousNotCommitted { epoch, committed, needed } => {
-                    AddSledsError::PreviousNotCommitted { epoch, committed, needed }
-                }
-                ProposeError::NoCoordinatorCandidate { last_committed } => {
-                    AddSledsError::NoCoordinatorCandidate { last_committed }
-                }
-                ProposeError::EpochExhausted => AddSledsError::EpochExhausted,
-            },
-        )
+        let proposed = current.union(&sleds).cloned().collect();
+        Ok(self.propose_change(base_epoch, proposed, now, rng)?)
     }
 
     /// Removes `sleds` from the rack's membership in one new configuration
@@ -470,37 +414,52 @@ impl ControlPlane {
         if sleds.is_empty() {
             return Err(RemoveSledsError::NoSleds);
         }
-        let Some((base_epoch, base)) = self.ledger.base() else {
-            return Err(RemoveSledsError::NotInitialized);
-        };
-        let current = base.member_ids();
+        let (base_epoch, current) = self.current_membership()?;
         let missing: BTreeSet<BaseboardId> = sleds.difference(&current).cloned().collect();
         if !missing.is_empty() {
             return Err(RemoveSledsError::NotMembers { sleds: missing });
         }
-        let proposed: BTreeSet<BaseboardId> = current.difference(&sleds).cloned().collect();
+        let proposed = current.difference(&sleds).cloned().collect();
+        Ok(self.propose_change(base_epoch, proposed, now, rng)?)
+    }
+
+    /// The newest committing or committed epoch and its membership.
+    fn current_membership(&self) -> Result<(Epoch, BTreeSet<BaseboardId>), ChangeRefused> {
+        let (epoch, base) = self.ledger.base().ok_or(ChangeRefused::NotInitialized)?;
+        Ok((epoch, base.member_ids()))
+    }
+
+    /// Proposes `proposed` on top of `base_epoch`, or returns the epoch of
+    /// the identical change already preparing.
+    fn propose_change<R: CryptoRng + ?Sized>(
+        &mut self,
+        base_epoch: Epoch,
+        proposed: BTreeSet<BaseboardId>,
+        now: Timestamp,
+        rng: &mut R,
+    ) -> Result<Epoch, ChangeRefused> {
         match self.preparing_change(base_epoch, &proposed) {
             Some(Ok(epoch)) => return Ok(epoch),
-            Some(Err(epoch)) => return Err(RemoveSledsError::InProgress { epoch }),
+            Some(Err(epoch)) => return Err(ChangeRefused::InProgress { epoch }),
             None => {}
         }
         let policy = &self.config.policy;
         transact(&mut self.ledger, |l| l.propose(proposed, 1, policy, now, rng)).map_err(
             |e| match e {
-                ProposeError::NotInitialized => RemoveSledsError::NotInitialized,
-                ProposeError::InProgress { epoch } => RemoveSledsError::InProgress { epoch },
-                ProposeError::MembershipSize { members } => RemoveSledsError::MembershipSize {
+                ProposeError::NotInitialized => ChangeRefused::NotInitialized,
+                ProposeError::InProgress { epoch } => ChangeRefused::InProgress { epoch },
+                ProposeError::MembershipSize { members } => ChangeRefused::MembershipSize {
                     members,
                     min: policy.min_members(),
                     max: policy.max_members(),
                 },
                 ProposeError::PreviousNotCommitted { epoch, committed, needed } => {
-                    RemoveSledsError::PreviousNotCommitted { epoch, committed, needed }
+                    ChangeRefused::PreviousNotCommitted { epoch, committed, needed }
                 }
                 ProposeError::NoCoordinatorCandidate { last_committed } => {
-                    RemoveSledsError::NoCoordinatorCandidate { last_committed }
+                    ChangeRefused::NoCoordinatorCandidate { last_committed }
                 }
-                ProposeError::EpochExhausted => RemoveSledsError::EpochExhausted,
+                ProposeError::EpochExhausted => ChangeRefused::EpochExhausted,
             },
         )
     }
