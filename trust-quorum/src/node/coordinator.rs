@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use tq_types::{Alarm, BaseboardId, Configuration, CoordinatorStatus, Epoch, PeerMsgKind, Share};
 
 use super::ctx::NodeCtx;
-use super::share_collector::{ShareCollector, log_rejected};
+use super::share_collector::ShareCollector;
 use super::validate::ValidatedReconfigureMsg;
 use crate::crypto::{self, RackSecret};
 
@@ -162,8 +162,7 @@ impl Coordinator {
             tracing::debug!(%from, %epoch, "share ignored: coordinator not collecting");
             return Progress::Continue;
         };
-        if let Err(why) = old.offer(ctx, from, epoch, share) {
-            log_rejected("coordinator", from, epoch, why);
+        if !old.accept(ctx, "coordinator", from, epoch, share) {
             return Progress::Continue;
         }
         self.collect_if_complete(ctx)

@@ -6,7 +6,7 @@
 use tq_types::{Alarm, BaseboardId, Configuration, Epoch, Share, ShareComputationFailure};
 
 use super::ctx::NodeCtx;
-use super::share_collector::{ShareCollector, log_rejected};
+use super::share_collector::ShareCollector;
 use crate::crypto;
 
 /// The outcome of feeding a share to the computer.
@@ -53,8 +53,7 @@ impl KeyShareComputer {
         epoch: Epoch,
         share: Share,
     ) -> Computation {
-        if let Err(why) = self.collector.offer(ctx, from, epoch, share) {
-            log_rejected("key_share_computer", from, epoch, why);
+        if !self.collector.accept(ctx, "key_share_computer", from, epoch, share) {
             return Computation::Pending;
         }
         if !self.collector.is_complete() {

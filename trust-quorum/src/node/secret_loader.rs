@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use tq_types::{Alarm, BaseboardId, Epoch, LoadRackSecretError, Share};
 
 use super::ctx::NodeCtx;
-use super::share_collector::{ShareCollector, log_rejected};
+use super::share_collector::ShareCollector;
 use crate::crypto::{self, RackSecret};
 
 /// The rack-secret cache and the collector that fills it.
@@ -93,8 +93,7 @@ impl SecretLoader {
         let Some(c) = &mut self.collector else {
             return;
         };
-        if let Err(why) = c.offer(ctx, from, epoch, share) {
-            log_rejected("secret_loader", from, epoch, why);
+        if !c.accept(ctx, "secret_loader", from, epoch, share) {
             return;
         }
         self.finish_if_complete(ctx);

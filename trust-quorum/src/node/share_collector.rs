@@ -12,7 +12,7 @@ use crate::planted::PlantedBug;
 
 /// Why an offered share was not taken.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) enum Rejected {
+enum Rejected {
     /// Not collecting for that epoch.
     WrongEpoch,
     /// The sender is not a member of the configuration.
@@ -52,8 +52,26 @@ impl ShareCollector {
         self.config.epoch
     }
 
-    /// Validates and keeps a share from `from`.
-    pub(crate) fn offer(
+    /// Validates and keeps a share from `from` for `role`; returns whether
+    /// it was taken, logging why not.
+    pub(crate) fn accept(
+        &mut self,
+        ctx: &NodeCtx,
+        role: &'static str,
+        from: &BaseboardId,
+        epoch: Epoch,
+        share: Share,
+    ) -> bool {
+        match self.offer(ctx, from, epoch, share) {
+            Ok(()) => true,
+            Err(why) => {
+                log_rejected(role, from, epoch, why);
+                false
+            }
+        }
+    }
+
+    fn offer(
         &mut self,
         ctx: &NodeCtx,
         from: &BaseboardId,
@@ -110,7 +128,7 @@ impl ShareCollector {
 }
 
 /// Logs a rejected share.
-pub(crate) fn log_rejected(role: &'static str, from: &BaseboardId, epoch: Epoch, why: Rejected) {
+fn log_rejected(role: &'static str, from: &BaseboardId, epoch: Epoch, why: Rejected) {
     match why {
         Rejected::DigestMismatch | Rejected::BadLength | Rejected::NotMember => {
             tracing::warn!(role, %from, %epoch, ?why, "share rejected");
