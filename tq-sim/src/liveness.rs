@@ -50,7 +50,7 @@ pub fn heal_and_drain(
 }
 
 /// The latest configuration committed at every member, every member in
-/// service, nothing in flight, every sled up.
+/// service, nothing in flight, every sled up and connected to every other.
 fn settled(world: &World) -> bool {
     why_unsettled(world).is_empty()
 }
@@ -81,6 +81,14 @@ fn why_unsettled(world: &World) -> String {
     }
     if world.net.in_flight() > 0 || !world.control.is_idle() {
         return "messages in flight".to_owned();
+    }
+    let up = world.up_sleds();
+    for (i, a) in up.iter().enumerate() {
+        for b in up.iter().skip(i.saturating_add(1)) {
+            if !world.net.is_connected(a, b) {
+                return format!("{a} and {b} are not connected");
+            }
+        }
     }
     String::new()
 }
