@@ -49,6 +49,26 @@ pub fn heal_and_drain(
     check_secrets(world, apply)
 }
 
+/// Applies fault-free events until the rack is settled (the latest
+/// configuration committed at every member, every member in service,
+/// nothing in flight, every sled up and connected); returns how many events
+/// that took. Call after [`Event::BeginLiveness`] for a fault-free world.
+pub fn settle(world: &mut World, max_events: u64) -> Result<u64, String> {
+    let mut events = 0u64;
+    while !settled(world) {
+        if let Some(v) = world.violations().first() {
+            return Err(format!("safety violation: {}", v.invariant));
+        }
+        if events >= max_events {
+            return Err(format!("not settled after {max_events} events: {}", why_unsettled(world)));
+        }
+        let e = world.next_event();
+        world.apply(&e);
+        events = events.saturating_add(1);
+    }
+    Ok(events)
+}
+
 /// The latest configuration committed at every member, every member in
 /// service, nothing in flight, every sled up and connected to every other.
 fn settled(world: &World) -> bool {
