@@ -1,0 +1,123 @@
+//! Node operations on a 32-member rack, each from the input to the last
+//! message it causes: coordinating a reconfiguration, handling a prepare,
+//! computing a missed share, loading the rack secret.
+#![allow(
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
+
+use std::collections::BTreeSet;
+use std::hint::black_box;
+
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use tq_benches::{committed_rack, connected_node, rack, request, sled};
+use tq_types::{BaseboardId, Epoch, PeerMsg, PeerMsgKind, PrepareAndCommitRequest};
+
+const N: usize = 32;
+const K: usize = N / 2 + 1;
+
+fn share_msg(epoch: Epoch, share: tq_types::Share) -> PeerMsg {
+    PeerMsg { rack_id: rack(), kind: PeerMsgKind::Share { epoch, share } }
+}
+
+fn node_operations(c: &mut Criterion) {
+    let mut r = committed_rack(N);
+    let members: BTreeSet<BaseboardId> = (0..N).map(sled).collect();
+    let coordinator = sled(0);
+    let coordinator_state = r.state(&coordinator);
+    // K - 1 old shares from other members complete the collection.
+    let old_shares: Vec<(BaseboardId, PeerMsg)> =
+        (1..K).map(|i| (sled(i), share_msg(Epoch(1), r.share(&sled(i), Epoch(1))))).collect();
+
+    // A coordinator, from the request to the last prepare sent.
+    c.bench_function("node/coordinate_32", |b| {
+        b.iter_batched(
+            || connected_node(&coordinator, &coordinator_state, N),
+            |(mut node, mut ctx)| {
+                node.coordinate_reconfiguration(&mut ctx, request(2, Some(1), &members)).unwrap();
+                let _ = ctx.take_persistent_state_changed();
+                let mut sent = ctx.drain_envelopes().unwrap();
+                assert_eq!(sent.len(), N - 1); // GetShare to every old member
+                for (from, m) in &old_shares {
+                    node.handle(&mut ctx, from.clone(), m.clone());
+                }
+                let _ = ctx.take_persistent_state_changed();
+                sent.extend(ctx.drain_envelopes().unwrap());
+                assert_eq!(sent.len(), N - 1 + N - 1); // then a Prepare to every member
+                black_box(sent)
+            },
+            BatchSize::SmallInput,
+        )
+    });
+
+    // Run epoch 2 for real to capture a prepare and epoch 2's shares.
+    let member = sled(1);
+    let member_state_before = r.state(&member);
+    let sent_before = r.sent.len();
+    r.commit(&coordinator, request(2, Some(1), &members));
+    let prepare = r.sent[sent_before..]
+        .iter()
+        .find(|e| e.to == sled(1) && matches!(e.msg.kind, PeerMsgKind::Prepare { .. }))
+        .unwrap()
+        .clone();
+    c.bench_function("node/handle_prepare_32", |b| {
+        b.iter_batched(
+            || connected_node(&member, &member_state_before, N),
+            |(mut node, mut ctx)| {
+                node.handle(&mut ctx, prepare.from.clone(), prepare.msg.clone());
+                assert!(ctx.take_persistent_state_changed());
+                black_box(ctx.drain_envelopes().unwrap())
+            },
+            BatchSize::SmallInput,
+        )
+    });
+
+    // A member that missed the prepare computes its share from K others.
+    let config2 = r.state(&coordinator).config(Epoch(2)).unwrap().clone();
+    let new_shares: Vec<(BaseboardId, PeerMsg)> =
+        (2..2 + K).map(|i| (sled(i), share_msg(Epoch(2), r.share(&sled(i), Epoch(2))))).collect();
+    c.bench_function("node/compute_missed_share_32", |b| {
+        b.iter_batched(
+            || connected_node(&member, &member_state_before, N),
+            |(mut node, mut ctx)| {
+                let req = PrepareAndCommitRequest { config: config2.clone() };
+                node.prepare_and_commit(&mut ctx, req).unwrap();
+                for (from, m) in &new_shares {
+                    node.handle(&mut ctx, from.clone(), m.clone());
+                }
+                assert!(ctx.persistent_state().commits().contains(&Epoch(2)));
+                black_box(ctx.drain_envelopes())
+            },
+            BatchSize::SmallInput,
+        )
+    });
+
+    // A rack-secret load: own share plus K - 1 others, then opening the
+    // sealed epoch-1 secret.
+    let loader_state = r.state(&member);
+    let load_shares: Vec<(BaseboardId, PeerMsg)> =
+        (2..1 + K).map(|i| (sled(i), share_msg(Epoch(2), r.share(&sled(i), Epoch(2))))).collect();
+    c.bench_function("node/load_rack_secret_32", |b| {
+        b.iter_batched(
+            || connected_node(&member, &loader_state, N),
+            |(mut node, mut ctx)| {
+                assert!(node.load_rack_secret(&mut ctx, Epoch(2)).unwrap().is_none());
+                for (from, m) in &load_shares {
+                    node.handle(&mut ctx, from.clone(), m.clone());
+                }
+                black_box(node.load_rack_secret(&mut ctx, Epoch(2)).unwrap().unwrap())
+            },
+            BatchSize::SmallInput,
+        )
+    });
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(30);
+    targets = node_operations
+}
+criterion_main!(benches);
