@@ -49,7 +49,7 @@ fn node_operations(c: &mut Criterion) {
                 assert_eq!(sent.len(), N - 1 + N - 1); // then a Prepare to every member
                 black_box(sent)
             },
-            BatchSize::SmallInput,
+            BatchSize::PerIteration,
         )
     });
 
@@ -71,7 +71,7 @@ fn node_operations(c: &mut Criterion) {
                 assert!(ctx.take_persistent_state_changed());
                 black_box(ctx.drain_envelopes().unwrap())
             },
-            BatchSize::SmallInput,
+            BatchSize::PerIteration,
         )
     });
 
@@ -91,7 +91,7 @@ fn node_operations(c: &mut Criterion) {
                 assert!(ctx.persistent_state().commits().contains(&Epoch(2)));
                 black_box(ctx.drain_envelopes())
             },
-            BatchSize::SmallInput,
+            BatchSize::PerIteration,
         )
     });
 
@@ -110,7 +110,7 @@ fn node_operations(c: &mut Criterion) {
                 }
                 black_box(node.load_rack_secret(&mut ctx, Epoch(2)).unwrap().unwrap())
             },
-            BatchSize::SmallInput,
+            BatchSize::PerIteration,
         )
     });
 }

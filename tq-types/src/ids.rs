@@ -2,8 +2,9 @@
 
 use core::fmt;
 use core::str::FromStr;
+use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Serialize, Serializer};
 
 /// The identity of a sled: its baseboard part and serial numbers.
 ///
@@ -16,11 +17,26 @@ use serde::{Deserialize, Serialize};
 /// keys `part_number` and `serial_number`; input also accepts the short keys
 /// `part` and `serial` of the add-sleds request. A part number may not contain
 /// `:` and neither field may be empty, so the printed form always parses back.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+///
+/// Cloning is cheap (two reference-count increments): identities are copied
+/// into every configuration, message and map the protocol builds.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
 #[serde(try_from = "BaseboardIdRepr")]
 pub struct BaseboardId {
-    part_number: String,
-    serial_number: String,
+    part_number: Arc<str>,
+    serial_number: Arc<str>,
+}
+
+impl Serialize for BaseboardId {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Repr<'a> {
+            part_number: &'a str,
+            serial_number: &'a str,
+        }
+        Repr { part_number: &self.part_number, serial_number: &self.serial_number }
+            .serialize(serializer)
+    }
 }
 
 #[derive(Deserialize)]
@@ -60,15 +76,15 @@ impl BaseboardId {
         part_number: impl Into<String>,
         serial_number: impl Into<String>,
     ) -> Result<Self, BaseboardIdError> {
-        let part_number = part_number.into();
-        let serial_number = serial_number.into();
+        let part_number: String = part_number.into();
+        let serial_number: String = serial_number.into();
         if part_number.is_empty() || serial_number.is_empty() {
             return Err(BaseboardIdError::Empty);
         }
         if part_number.contains(':') {
             return Err(BaseboardIdError::ColonInPart);
         }
-        Ok(Self { part_number, serial_number })
+        Ok(Self { part_number: part_number.into(), serial_number: serial_number.into() })
     }
 
     /// The baseboard part number.
