@@ -1,6 +1,7 @@
 //! Node operations on a 32-member rack, each from the input to the last
 //! message it causes: coordinating a reconfiguration, handling a prepare,
-//! computing a missed share, loading the rack secret.
+//! computing a missed share, loading the rack secret. Each routine returns
+//! the node and its context so that criterion drops them outside the timing.
 #![allow(
     missing_docs,
     clippy::unwrap_used,
@@ -10,7 +11,6 @@
 )]
 
 use std::collections::BTreeSet;
-use std::hint::black_box;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use tq_benches::{committed_rack, connected_node, rack, request, sled};
@@ -35,19 +35,22 @@ fn node_operations(c: &mut Criterion) {
     // A coordinator, from the request to the last prepare sent.
     c.bench_function("node/coordinate_32", |b| {
         b.iter_batched(
-            || connected_node(&coordinator, &coordinator_state, N),
-            |(mut node, mut ctx)| {
+            || {
+                let (node, ctx) = connected_node(&coordinator, &coordinator_state, N);
+                (node, ctx, old_shares.clone())
+            },
+            |(mut node, mut ctx, inputs)| {
                 node.coordinate_reconfiguration(&mut ctx, request(2, Some(1), &members)).unwrap();
                 let _ = ctx.take_persistent_state_changed();
                 let mut sent = ctx.drain_envelopes().unwrap();
                 assert_eq!(sent.len(), N - 1); // GetShare to every old member
-                for (from, m) in &old_shares {
-                    node.handle(&mut ctx, from.clone(), m.clone());
+                for (from, m) in inputs {
+                    node.handle(&mut ctx, from, m);
                 }
                 let _ = ctx.take_persistent_state_changed();
                 sent.extend(ctx.drain_envelopes().unwrap());
                 assert_eq!(sent.len(), N - 1 + N - 1); // then a Prepare to every member
-                black_box(sent)
+                (node, ctx, sent)
             },
             BatchSize::PerIteration,
         )
@@ -65,11 +68,15 @@ fn node_operations(c: &mut Criterion) {
         .clone();
     c.bench_function("node/handle_prepare_32", |b| {
         b.iter_batched(
-            || connected_node(&member, &member_state_before, N),
-            |(mut node, mut ctx)| {
-                node.handle(&mut ctx, prepare.from.clone(), prepare.msg.clone());
+            || {
+                let (node, ctx) = connected_node(&member, &member_state_before, N);
+                (node, ctx, prepare.msg.clone())
+            },
+            |(mut node, mut ctx, msg)| {
+                node.handle(&mut ctx, prepare.from.clone(), msg);
                 assert!(ctx.take_persistent_state_changed());
-                black_box(ctx.drain_envelopes().unwrap())
+                let sent = ctx.drain_envelopes().unwrap();
+                (node, ctx, sent)
             },
             BatchSize::PerIteration,
         )
@@ -81,15 +88,19 @@ fn node_operations(c: &mut Criterion) {
         (2..2 + K).map(|i| (sled(i), share_msg(Epoch(2), r.share(&sled(i), Epoch(2))))).collect();
     c.bench_function("node/compute_missed_share_32", |b| {
         b.iter_batched(
-            || connected_node(&member, &member_state_before, N),
-            |(mut node, mut ctx)| {
+            || {
+                let (node, ctx) = connected_node(&member, &member_state_before, N);
                 let req = PrepareAndCommitRequest { config: config2.clone() };
+                (node, ctx, req, new_shares.clone())
+            },
+            |(mut node, mut ctx, req, inputs)| {
                 node.prepare_and_commit(&mut ctx, req).unwrap();
-                for (from, m) in &new_shares {
-                    node.handle(&mut ctx, from.clone(), m.clone());
+                for (from, m) in inputs {
+                    node.handle(&mut ctx, from, m);
                 }
                 assert!(ctx.persistent_state().commits().contains(&Epoch(2)));
-                black_box(ctx.drain_envelopes())
+                let sent = ctx.drain_envelopes();
+                (node, ctx, sent)
             },
             BatchSize::PerIteration,
         )
@@ -102,13 +113,17 @@ fn node_operations(c: &mut Criterion) {
         (2..1 + K).map(|i| (sled(i), share_msg(Epoch(2), r.share(&sled(i), Epoch(2))))).collect();
     c.bench_function("node/load_rack_secret_32", |b| {
         b.iter_batched(
-            || connected_node(&member, &loader_state, N),
-            |(mut node, mut ctx)| {
+            || {
+                let (node, ctx) = connected_node(&member, &loader_state, N);
+                (node, ctx, load_shares.clone())
+            },
+            |(mut node, mut ctx, inputs)| {
                 assert!(node.load_rack_secret(&mut ctx, Epoch(2)).unwrap().is_none());
-                for (from, m) in &load_shares {
-                    node.handle(&mut ctx, from.clone(), m.clone());
+                for (from, m) in inputs {
+                    node.handle(&mut ctx, from, m);
                 }
-                black_box(node.load_rack_secret(&mut ctx, Epoch(2)).unwrap().unwrap())
+                let secret = node.load_rack_secret(&mut ctx, Epoch(2)).unwrap().unwrap();
+                (node, ctx, secret)
             },
             BatchSize::PerIteration,
         )
