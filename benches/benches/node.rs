@@ -2,18 +2,12 @@
 //! message it causes: coordinating a reconfiguration, handling a prepare,
 //! computing a missed share, loading the rack secret. Each routine returns
 //! the node and its context so that criterion drops them outside the timing.
-#![allow(
-    missing_docs,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
-)]
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeSet;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use tq_benches::{committed_rack, connected_node, rack, request, sled};
+use tq_benches::{committed_rack, connected_node, deliver, rack, request, sled, step};
 use tq_types::{BaseboardId, Epoch, PeerMsg, PeerMsgKind, PrepareAndCommitRequest};
 
 const N: usize = 32;
@@ -40,17 +34,14 @@ fn node_operations(c: &mut Criterion) {
                 (node, ctx, old_shares.clone())
             },
             |(mut node, mut ctx, inputs)| {
-                node.coordinate_reconfiguration(&mut ctx, request(2, Some(1), &members)).unwrap();
-                let _ = ctx.take_persistent_state_changed();
-                let mut sent = ctx.drain_envelopes().unwrap();
-                assert_eq!(sent.len(), N - 1); // GetShare to every old member
-                for (from, m) in inputs {
-                    node.handle(&mut ctx, from, m);
-                }
-                let _ = ctx.take_persistent_state_changed();
-                sent.extend(ctx.drain_envelopes().unwrap());
-                assert_eq!(sent.len(), N - 1 + N - 1); // then a Prepare to every member
-                (node, ctx, sent)
+                let request = request(2, Some(1), &members);
+                let (started, get_shares) =
+                    step(&mut node, &mut ctx, |n, c| n.coordinate_reconfiguration(c, request));
+                started.unwrap();
+                assert_eq!(get_shares.len(), N - 1); // to every old member
+                let prepares = deliver(&mut node, &mut ctx, inputs);
+                assert_eq!(prepares.len(), N - 1); // to every new member
+                (node, ctx, prepares)
             },
             BatchSize::PerIteration,
         )
@@ -61,7 +52,10 @@ fn node_operations(c: &mut Criterion) {
     let member_state_before = r.state(&member);
     let sent_before = r.sent.len();
     r.commit(&coordinator, request(2, Some(1), &members));
-    let prepare = r.sent[sent_before..]
+    let prepare = r
+        .sent
+        .get(sent_before..)
+        .unwrap()
         .iter()
         .find(|e| e.to == sled(1) && matches!(e.msg.kind, PeerMsgKind::Prepare { .. }))
         .unwrap()
@@ -75,8 +69,9 @@ fn node_operations(c: &mut Criterion) {
             |(mut node, mut ctx, msg)| {
                 node.handle(&mut ctx, prepare.from.clone(), msg);
                 assert!(ctx.take_persistent_state_changed());
-                let sent = ctx.drain_envelopes().unwrap();
-                (node, ctx, sent)
+                let ack = ctx.drain_envelopes().unwrap();
+                assert!(matches!(ack.as_slice(), [e] if matches!(e.msg.kind, PeerMsgKind::PrepareAck(_))));
+                (node, ctx, ack)
             },
             BatchSize::PerIteration,
         )
@@ -94,13 +89,14 @@ fn node_operations(c: &mut Criterion) {
                 (node, ctx, req, new_shares.clone())
             },
             |(mut node, mut ctx, req, inputs)| {
-                node.prepare_and_commit(&mut ctx, req).unwrap();
-                for (from, m) in inputs {
-                    node.handle(&mut ctx, from, m);
-                }
+                let (status, get_shares) =
+                    step(&mut node, &mut ctx, |n, c| n.prepare_and_commit(c, req));
+                status.unwrap();
+                assert_eq!(get_shares.len(), N - 1);
+                deliver(&mut node, &mut ctx, inputs);
                 assert!(ctx.persistent_state().commits().contains(&Epoch(2)));
-                let sent = ctx.drain_envelopes();
-                (node, ctx, sent)
+                assert!(ctx.persistent_state().share(Epoch(2)).is_some());
+                (node, ctx, get_shares)
             },
             BatchSize::PerIteration,
         )
@@ -118,10 +114,11 @@ fn node_operations(c: &mut Criterion) {
                 (node, ctx, load_shares.clone())
             },
             |(mut node, mut ctx, inputs)| {
-                assert!(node.load_rack_secret(&mut ctx, Epoch(2)).unwrap().is_none());
-                for (from, m) in inputs {
-                    node.handle(&mut ctx, from, m);
-                }
+                let (pending, get_shares) =
+                    step(&mut node, &mut ctx, |n, c| n.load_rack_secret(c, Epoch(2)));
+                assert!(pending.unwrap().is_none());
+                assert_eq!(get_shares.len(), N - 1);
+                deliver(&mut node, &mut ctx, inputs);
                 let secret = node.load_rack_secret(&mut ctx, Epoch(2)).unwrap().unwrap();
                 (node, ctx, secret)
             },

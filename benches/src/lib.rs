@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use tq_types::{
-    BaseboardId, CommitRequest, Envelope, Epoch, RackId, ReconfigureMsg, Share, Threshold,
+    BaseboardId, CommitRequest, Envelope, Epoch, PeerMsg, RackId, ReconfigureMsg, Share, Threshold,
 };
 use trust_quorum::{Node, NodeCtx, PersistentState};
 
@@ -49,16 +49,40 @@ pub fn ctx(id: &BaseboardId, state: &PersistentState) -> NodeCtx {
     NodeCtx::with_persistent_state(id.clone(), state.clone(), ChaCha20Rng::seed_from_u64(99))
 }
 
+/// One call into a node followed by the embedder loop: take the change
+/// (the durable write is elided), then hand out what the call sent.
+pub fn step<T>(
+    node: &mut Node,
+    ctx: &mut NodeCtx,
+    f: impl FnOnce(&mut Node, &mut NodeCtx) -> T,
+) -> (T, Vec<Envelope>) {
+    let out = f(node, ctx);
+    let _ = ctx.take_persistent_state_changed();
+    (out, ctx.drain_envelopes().expect("the change was taken"))
+}
+
+/// Delivers `inputs` one by one, each through [`step`]; returns everything
+/// sent.
+pub fn deliver(
+    node: &mut Node,
+    ctx: &mut NodeCtx,
+    inputs: Vec<(BaseboardId, PeerMsg)>,
+) -> Vec<Envelope> {
+    let mut sent = Vec::new();
+    for (from, msg) in inputs {
+        sent.extend(step(node, ctx, |node, ctx| node.handle(ctx, from, msg)).1);
+    }
+    sent
+}
+
 /// A restarted node over `state`, connected to sleds `0..n` except itself,
 /// with nothing queued: the starting point of every node benchmark.
 pub fn connected_node(id: &BaseboardId, state: &PersistentState, n: usize) -> (Node, NodeCtx) {
     let mut ctx = ctx(id, state);
     let mut node = Node::new(&mut ctx);
     for i in 0..n {
-        node.on_connect(&mut ctx, sled(i));
+        let _ = step(&mut node, &mut ctx, |node, ctx| node.on_connect(ctx, sled(i)));
     }
-    let _ = ctx.take_persistent_state_changed();
-    let _ = ctx.drain_envelopes().expect("persisted");
     (node, ctx)
 }
 
@@ -98,9 +122,8 @@ impl Rack {
         f: impl FnOnce(&mut Node, &mut NodeCtx) -> T,
     ) -> T {
         let (node, ctx) = self.nodes.get_mut(who).expect("known sled");
-        let out = f(node, ctx);
-        let _ = ctx.take_persistent_state_changed();
-        for e in ctx.drain_envelopes().expect("persisted") {
+        let (out, sent) = step(node, ctx, f);
+        for e in sent {
             self.sent.push(e.clone());
             self.queue.push_back(e);
         }
