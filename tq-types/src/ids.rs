@@ -73,18 +73,18 @@ pub enum BaseboardIdError {
 impl BaseboardId {
     /// Builds an identity, rejecting empty fields and a `:` in the part number.
     pub fn new(
-        part_number: impl Into<String>,
-        serial_number: impl Into<String>,
+        part_number: impl Into<Arc<str>>,
+        serial_number: impl Into<Arc<str>>,
     ) -> Result<Self, BaseboardIdError> {
-        let part_number: String = part_number.into();
-        let serial_number: String = serial_number.into();
+        let part_number = part_number.into();
+        let serial_number = serial_number.into();
         if part_number.is_empty() || serial_number.is_empty() {
             return Err(BaseboardIdError::Empty);
         }
         if part_number.contains(':') {
             return Err(BaseboardIdError::ColonInPart);
         }
-        Ok(Self { part_number: part_number.into(), serial_number: serial_number.into() })
+        Ok(Self { part_number, serial_number })
     }
 
     /// The baseboard part number.
