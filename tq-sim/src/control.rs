@@ -568,7 +568,7 @@ pub(crate) fn operator_event(world: &mut World) -> Option<Event> {
 /// Ledger rules, checked after every event: the ledger's own validation
 /// (sequential epochs, at most one active configuration, well-formed
 /// records), states only moving forward, commit safety and agreement with
-/// what the nodes durably hold (PROTOCOL.md sections 5.2, 7.1, 7.3).
+/// what the nodes durably hold (docs/protocol.md sections 5.2, 7.1, 7.3).
 pub(crate) fn check_ledger(checker: &mut Checker, world: &World) {
     let side = &world.control;
     if let Err(e) = side.store.validate() {
@@ -759,7 +759,7 @@ pub(crate) fn retry_event(world: &mut World) -> Option<Event> {
 /// other members still hold theirs, and a preparing configuration with no
 /// crash tolerance (Z = 0) may already count the sled's acknowledgement.
 /// The simulator injects only such disk losses, since the protocol promises
-/// nothing beyond them (PROTOCOL.md section 7.3, recoverability).
+/// nothing beyond them (docs/protocol.md section 7.3, recoverability).
 pub(crate) fn wipe_is_survivable(world: &World, sled: &BaseboardId) -> bool {
     let cp = &world.control.observer;
     let holders = |e: Epoch| {

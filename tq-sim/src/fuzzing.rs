@@ -270,7 +270,7 @@ fn mutate(e: &Envelope, m: &Mutation) -> (BaseboardId, PeerMsg) {
     (from, msg)
 }
 
-/// PROTOCOL.md's rules for how a node's durable state may change: configs
+/// docs/protocol.md's rules for how a node's durable state may change: configs
 /// and shares never replaced or removed, commits only added and only of
 /// prepared epochs, `expunged` never cleared.
 fn check_transition(before: &PersistentState, after: &PersistentState) {

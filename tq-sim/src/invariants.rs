@@ -1,4 +1,4 @@
-//! Safety invariants, checked after every event (PROTOCOL.md section 7).
+//! Safety invariants, checked after every event (docs/protocol.md section 7).
 //!
 //! Each check is one function named after the rule it enforces. Checks that
 //! need to see a transition (a persist, a send, a secret load) are hooked

@@ -18,6 +18,7 @@ pub mod invariants;
 pub mod liveness;
 pub mod network;
 pub mod replay;
+pub mod view;
 pub mod world;
 
 use serde::{Deserialize, Serialize};

@@ -1,4 +1,4 @@
-//! The heal-and-drain phase at the end of every run (PROTOCOL.md section
+//! The heal-and-drain phase at the end of every run (docs/protocol.md section
 //! 7.2, end-of-run liveness; 7.1 AllNodesUnlock).
 //!
 //! Faults stop, partitions heal, crashed sleds restart, and the world keeps

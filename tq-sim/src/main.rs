@@ -1,4 +1,4 @@
-//! The `tq-sim` command: demo, run, explore and replay (DESIGN.md section 6).
+//! The `tq-sim` command: demo, run, explore and replay (docs/architecture.md section 6).
 #![forbid(unsafe_code)]
 #![allow(clippy::print_stdout, clippy::print_stderr, reason = "a command-line program prints")]
 
@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use clap::{Parser, Subcommand};
 use tq_sim::event::{read_log, write_log};
+use tq_sim::view::Reveal;
 use tq_sim::{FaultPreset, RunOutcome, SimOptions};
 
 #[derive(Parser)]
@@ -95,8 +96,13 @@ enum Command {
         #[arg(long)]
         until: Option<u64>,
         /// Print this part of the state at the end: node:PART:SERIAL, control or network.
+        /// Shares are shown as their digests.
         #[arg(long)]
         show: Option<String>,
+        /// For debugging only: print raw share bytes in --show instead of their
+        /// digests. The output then holds secret material.
+        #[arg(long, requires = "show")]
+        reveal_secrets: bool,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -271,7 +277,7 @@ fn main() -> ExitCode {
             summary.print(json);
             summary.exit_code()
         }
-        Command::Replay { path, until, show, json } => {
+        Command::Replay { path, until, show, reveal_secrets, json } => {
             let file = match File::open(&path) {
                 Ok(f) => f,
                 Err(e) => {
@@ -288,7 +294,8 @@ fn main() -> ExitCode {
             };
             let r = tq_sim::replay::replay(&header, &entries, until);
             if let Some(what) = show {
-                match r.world.show(&what) {
+                let reveal = if reveal_secrets { Reveal::Secrets } else { Reveal::Digests };
+                match tq_sim::view::show(&r.world, &what, reveal) {
                     Ok(v) => {
                         if json {
                             println!("{v}");

@@ -465,30 +465,6 @@ impl World {
         &mut self.chooser
     }
 
-    /// A part of the state as JSON, for `replay --show`: `node:PART:SERIAL`,
-    /// `control` or `network`.
-    pub fn show(&self, what: &str) -> Result<serde_json::Value, String> {
-        match what {
-            "control" => Ok(self.control.show()),
-            "network" => serde_json::to_value(&self.net).map_err(|e| e.to_string()),
-            other => {
-                let id = other.strip_prefix("node:").ok_or_else(|| {
-                    format!("unknown part {other:?}: use node:PART:SERIAL, control or network")
-                })?;
-                let id: BaseboardId = id.parse().map_err(|e| format!("bad sled id {id:?}: {e}"))?;
-                let sled = self.sleds.get(&id).ok_or_else(|| format!("no sled {id}"))?;
-                let status = sled.live.as_ref().map(|l| l.node.status(&l.ctx));
-                let coordinator = sled.live.as_ref().and_then(|l| l.node.coordinator_status());
-                Ok(serde_json::json!({
-                    "up": sled.live.is_some(),
-                    "durable": sled.disk,
-                    "status": status,
-                    "coordinator": coordinator,
-                }))
-            }
-        }
-    }
-
     /// Draws the next event from the current state and the fault plan.
     pub fn next_event(&mut self) -> Event {
         let plan = if self.faults_on { self.plan } else { FaultPlan::default() };

@@ -1,4 +1,4 @@
-//! The `tq-sim` command-line contract (DESIGN.md section 6).
+//! The `tq-sim` command-line contract (docs/architecture.md section 6).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, missing_docs)]
 
 use std::process::Command;
@@ -94,9 +94,70 @@ fn replay_of_a_saved_log_matches_and_shows_state() {
     assert!(v.get("durable").is_some());
     let (code, _, _) = tq_sim(&["replay", log, "--show", "control"]);
     assert_eq!(code, 0);
+    let (code, _, stderr) = tq_sim(&["replay", log, "--reveal-secrets"]);
+    assert_eq!(code, 2, "--reveal-secrets without --show: {stderr}");
     let (code, _, _) = tq_sim(&["replay", log, "--show", "bogus"]);
     assert_eq!(code, 2);
     let (code, _, _) = tq_sim(&["replay", "/nonexistent/log.jsonl"]);
     assert_eq!(code, 2);
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// The `--show` JSON of `what` at `step` of `log`, with `extra` flags.
+fn show(log: &str, step: &str, what: &str, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec!["replay", log, "--until", step, "--show", what, "--json"];
+    args.extend_from_slice(extra);
+    let (code, stdout, stderr) = tq_sim(&args);
+    assert_eq!(code, 0, "{stderr}");
+    serde_json::from_str(stdout.lines().next().unwrap()).unwrap()
+}
+
+#[test]
+fn shares_are_shown_as_digests_unless_revealed() {
+    let dir = std::env::temp_dir().join(format!("tq-sim-reveal-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = dir.join("run.jsonl");
+    let log = log.to_str().unwrap();
+    let (code, _, _) = tq_sim(&["run", "--seed", "9", "--steps", "400", "--log", log]);
+    assert_eq!(code, 0);
+    let node = "node:PPP-PPPPPPP:00000000000";
+
+    // By default each share is its digest, the one its configuration lists.
+    let default = show(log, "200", node, &[]);
+    let me = "PPP-PPPPPPP:00000000000";
+    let shares = default["durable"]["shares"].as_object().unwrap();
+    assert!(!shares.is_empty(), "seed 9 gives sled 0 a share by step 200");
+    for (epoch, share) in shares {
+        let digest = share["digest"].as_str().unwrap();
+        let config = &default["durable"]["configs"][epoch.as_str()];
+        assert_eq!(config["members"][me].as_str(), Some(digest), "epoch {epoch}");
+        assert!(share.get("bytes").is_none());
+    }
+
+    // With --reveal-secrets the same views hold the raw bytes; without it no
+    // share's bytes appear anywhere in them.
+    for (step, what) in [("100", node), ("200", node), ("100", "network")] {
+        let mut secrets = Vec::new();
+        collect_bytes(&show(log, step, what, &["--reveal-secrets"]), &mut secrets);
+        assert!(!secrets.is_empty(), "{what} at {step} holds shares in seed 9");
+        let text = show(log, step, what, &[]).to_string();
+        for secret in &secrets {
+            assert!(!text.contains(secret.as_str()), "{what} at {step} shows a share");
+        }
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Every share's raw bytes (`{"bytes": HEX}`) in a revealed view.
+fn collect_bytes(v: &serde_json::Value, out: &mut Vec<String>) {
+    match v {
+        serde_json::Value::Object(map) => {
+            if let Some(hex) = map.get("bytes").and_then(|b| b.as_str()) {
+                out.push(hex.to_string());
+            }
+            map.values().for_each(|x| collect_bytes(x, out));
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|x| collect_bytes(x, out)),
+        _ => {}
+    }
 }

@@ -128,7 +128,7 @@ impl<'de> Deserialize<'de> for Timestamp {
 }
 
 /// The state of one configuration in the control plane's ledger
-/// (PROTOCOL.md section 5.2).
+/// (docs/protocol.md section 5.2).
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ConfigState {
@@ -176,7 +176,7 @@ impl fmt::Display for ConfigState {
     }
 }
 
-/// The state of one member within one configuration (PROTOCOL.md section
+/// The state of one member within one configuration (docs/protocol.md section
 /// 5.3). States only move forward.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -28,7 +28,7 @@ pub struct PeerMsg {
     pub kind: PeerMsgKind,
 }
 
-/// The kinds of peer message (PROTOCOL.md section 3.2).
+/// The kinds of peer message (docs/protocol.md section 3.2).
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PeerMsgKind {

@@ -9,7 +9,7 @@ use tq_types::{
     TrustQuorumConfig,
 };
 
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures");
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures");
 
 fn read(name: &str) -> String {
     let path = format!("{FIXTURES}/{name}");

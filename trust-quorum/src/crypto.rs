@@ -1,5 +1,5 @@
 //! The protocol's cryptography: rack secrets, Shamir shares over GF(2^8),
-//! share digests and sealing of prior rack secrets (PROTOCOL.md section 8).
+//! share digests and sealing of prior rack secrets (docs/protocol.md section 8).
 //!
 //! Every secret value lives in a zeroizing buffer that is wiped on drop and
 //! redacted from `Debug`, and secrets are compared in constant time.

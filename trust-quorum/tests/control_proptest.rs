@@ -1,6 +1,6 @@
 //! Property test: random operator operations, driver passes and results
 //! (including stale, duplicated, mismatched and replayed ones) never break
-//! the ledger's rules (PROTOCOL.md sections 5 and 7.3): epochs sequential,
+//! the ledger's rules (docs/protocol.md sections 5 and 7.3): epochs sequential,
 //! at most one non-terminal configuration, committing never aborted, states
 //! only move forward, refusals change nothing, every change bumps the
 //! generation by exactly one.
@@ -309,7 +309,7 @@ mod control {
     }
 
     fn check_rules(cp: &ControlPlane) {
-        // Everything PROTOCOL.md 5 / 7.3 says about one ledger.
+        // Everything docs/protocol.md sections 5 and 7.3 says about one ledger.
         cp.ledger().validate().unwrap();
         let vs = views(cp);
         let active: Vec<_> = vs.iter().filter(|v| !v.state.is_terminal()).collect();

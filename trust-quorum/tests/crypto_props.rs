@@ -1,5 +1,5 @@
-//! Property tests of the protocol's cryptography (PROTOCOL.md section 8,
-//! DESIGN.md section 5): Shamir split/combine, recomputing a missed share by
+//! Property tests of the protocol's cryptography (docs/protocol.md section 8):
+//! Shamir split/combine, recomputing a missed share by
 //! interpolation, the threshold, share digests, sealing of prior rack
 //! secrets and its tamper detection, and determinism under a seeded rng.
 //!

@@ -1,5 +1,5 @@
 //! The driver: what the control plane sends on each pass, and how the
-//! answers update the ledger (PROTOCOL.md sections 4.3, 4.7, 5.3, 5.5 and 6).
+//! answers update the ledger (docs/protocol.md sections 4.3, 4.7, 5.3, 5.5 and 6).
 //!
 //! - **Preparing:** the reconfiguration request goes to the coordinator once;
 //!   afterwards the coordinator is polled on every pass. K+Z prepare
@@ -586,7 +586,7 @@ impl ControlPlane {
 
     /// Records the answer to [`ControlAction::PollCoordinator`]: `None` when
     /// the coordinator says it is not coordinating (it restarted), which
-    /// aborts the configuration; otherwise the poll update of PROTOCOL.md
+    /// aborts the configuration; otherwise the poll update of docs/protocol.md
     /// section 5.3. A status that disagrees with the ledger is rejected as a
     /// whole.
     pub fn on_coordinator_status(

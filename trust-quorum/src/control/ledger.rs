@@ -1,6 +1,6 @@
 //! The control plane's durable record of one rack: every configuration by
 //! epoch with its state and its members' states, and the activation status
-//! of newly joined sleds (PROTOCOL.md section 5).
+//! of newly joined sleds (docs/protocol.md section 5).
 //!
 //! All transitions live here. Each is applied by [`super::ControlPlane`] to
 //! a draft copy of the ledger that replaces the real one only when the whole
@@ -134,7 +134,7 @@ impl fmt::Display for AbortReason {
     }
 }
 
-/// A ledger that breaks one of the control plane's rules (PROTOCOL.md
+/// A ledger that breaks one of the control plane's rules (docs/protocol.md
 /// section 7.3, "Ledger"), found when loading it.
 #[derive(Clone, PartialEq, Eq, Debug, thiserror::Error)]
 pub enum LedgerError {
@@ -268,7 +268,7 @@ pub enum ConfigMismatch {
     },
 }
 
-/// Why a proposal was refused (PROTOCOL.md section 5.4); each operation
+/// Why a proposal was refused (docs/protocol.md section 5.4); each operation
 /// maps it into its own error.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub(crate) enum ProposeError {
@@ -296,7 +296,7 @@ impl Ledger {
         self.rack_id
     }
 
-    /// Checks every rule a ledger must satisfy (PROTOCOL.md sections 5 and
+    /// Checks every rule a ledger must satisfy (docs/protocol.md sections 5 and
     /// 7.3): sequential epochs, at most one non-terminal configuration and
     /// only as the latest, each configuration built on the newest committing
     /// or committed one before it, aborted only from preparing, member
@@ -395,7 +395,7 @@ impl Ledger {
             .collect()
     }
 
-    /// Inserts a validated proposal (PROTOCOL.md section 5.4) for `members`
+    /// Inserts a validated proposal (docs/protocol.md section 5.4) for `members`
     /// at the next epoch, building on the newest committing or committed
     /// configuration. Mutates only on success, but callers still apply it to
     /// a draft.
@@ -529,7 +529,7 @@ impl Ledger {
         Some((epoch, before))
     }
 
-    /// The poll update (PROTOCOL.md section 5.3) for the latest, preparing
+    /// The poll update (docs/protocol.md section 5.3) for the latest, preparing
     /// configuration `epoch`, whose coordinator sent `status`. Checks the
     /// whole status before changing anything.
     pub(crate) fn apply_coordinator_status(
@@ -630,7 +630,7 @@ impl Ledger {
         Ok(())
     }
 
-    /// The commit-ack update (PROTOCOL.md section 5.3) for `member` of the
+    /// The commit-ack update (docs/protocol.md section 5.3) for `member` of the
     /// latest, committing configuration `epoch`. A member that committed as
     /// a newcomer (not in the configuration it builds on, or not yet in
     /// service) gets an activation record.

@@ -1,7 +1,7 @@
 //! The control-plane role, sans I/O: one rack's ledger, the operator's
 //! operations on it, and the driver that says what to send to nodes.
 //!
-//! [`ControlPlane`] owns a [`Ledger`] (PROTOCOL.md section 5). Every method
+//! [`ControlPlane`] owns a [`Ledger`] (docs/protocol.md section 5). Every method
 //! is a function of the ledger, its input, the time `now` and an injected
 //! [`CryptoRng`]: it reads no clock, does no I/O and starts no thread, so two
 //! replicas holding the same ledger and fed the same inputs decide the same

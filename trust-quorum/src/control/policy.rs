@@ -1,5 +1,5 @@
 //! How the control plane sizes a configuration: the threshold K, the commit
-//! crash tolerance Z and the membership limits (PROTOCOL.md section 1).
+//! crash tolerance Z and the membership limits (docs/protocol.md section 1).
 
 use serde::{Deserialize, Serialize};
 use tq_types::Threshold;

@@ -183,7 +183,7 @@ mod tests {
         // Embedded at compile time: the library's tests do no file I/O either.
         let fixture = include_str!(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../../shared/fixtures/manager-status-epoch2.txt"
+            "/../fixtures/manager-status-epoch2.txt"
         ));
         let rack = RackId("3df0b7cd-50ed-498e-afa4-41f178d393f9".parse().unwrap());
         let mut report = PassReport::new(rack, Epoch(2));

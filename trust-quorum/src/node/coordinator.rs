@@ -1,4 +1,4 @@
-//! The coordinator of one epoch (PROTOCOL.md sections 4.1 and 4.2): builds
+//! The coordinator of one epoch (docs/protocol.md sections 4.1 and 4.2): builds
 //! the new configuration, collects shares of the last committed one, seals
 //! the prior secrets, distributes prepares and counts acknowledgements.
 //!

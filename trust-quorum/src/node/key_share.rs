@@ -1,5 +1,5 @@
 //! Computing this node's share of a committed configuration whose prepare it
-//! missed (PROTOCOL.md section 4.4): collect K validated shares from other
+//! missed (docs/protocol.md section 4.4): collect K validated shares from other
 //! members, interpolate at this node's x-coordinate, check the result against
 //! this node's digest, then persist share and commit in one write.
 

@@ -86,7 +86,7 @@ impl Node {
 
     // ---- control-plane requests ----
 
-    /// Starts coordinating a new configuration (PROTOCOL.md section 3.3).
+    /// Starts coordinating a new configuration (docs/protocol.md section 3.3).
     ///
     /// On success the node is coordinating: it either prepared at once (a
     /// first configuration) or is collecting shares of the last committed
@@ -120,7 +120,7 @@ impl Node {
         Ok(())
     }
 
-    /// Commits a prepared epoch (PROTOCOL.md section 3.3). Answer the control
+    /// Commits a prepared epoch (docs/protocol.md section 3.3). Answer the control
     /// plane only after persisting.
     pub fn commit_configuration(
         &mut self,
@@ -152,7 +152,7 @@ impl Node {
     }
 
     /// Commits a configuration whose prepare this node never acknowledged
-    /// (PROTOCOL.md section 3.3): stores it and starts computing its share.
+    /// (docs/protocol.md section 3.3): stores it and starts computing its share.
     /// Answer the control plane only after persisting.
     pub fn prepare_and_commit(
         &mut self,
@@ -181,7 +181,7 @@ impl Node {
         self.coordinator.as_ref().map(Coordinator::status)
     }
 
-    /// Loads the rack secret of `epoch` (PROTOCOL.md section 4.6). `Ok(None)`
+    /// Loads the rack secret of `epoch` (docs/protocol.md section 4.6). `Ok(None)`
     /// means shares are being collected: call again after more messages
     /// arrived.
     pub fn load_rack_secret(

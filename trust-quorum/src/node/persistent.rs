@@ -1,4 +1,4 @@
-//! A node's durable state (PROTOCOL.md section 2.1).
+//! A node's durable state (docs/protocol.md section 2.1).
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -1,4 +1,4 @@
-//! Loading and caching rack secrets (PROTOCOL.md section 4.6).
+//! Loading and caching rack secrets (docs/protocol.md section 4.6).
 //!
 //! Shares are collected only for the latest committed configuration; older
 //! secrets come from opening the secrets it seals.

@@ -11,7 +11,7 @@ use tq_types::{
 
 use super::persistent::PersistentState;
 
-/// Checks membership size and threshold bounds (PROTOCOL.md section 1).
+/// Checks membership size and threshold bounds (docs/protocol.md section 1).
 pub(crate) fn check_bounds(
     members: usize,
     threshold: Threshold,
@@ -40,7 +40,7 @@ pub(crate) fn check_config(config: &Configuration) -> Result<(), InvalidConfigur
     Ok(())
 }
 
-/// A reconfiguration request that passed every check of PROTOCOL.md section
+/// A reconfiguration request that passed every check of docs/protocol.md section
 /// 3.3 against the node's state at the time.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct ValidatedReconfigureMsg(ReconfigureMsg);

@@ -181,7 +181,7 @@ pub fn shape(v: &serde_json::Value) -> serde_json::Value {
 }
 
 pub fn fixture(name: &str) -> String {
-    let path = format!("{}/../../shared/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!("{}/../fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
