@@ -272,8 +272,9 @@ fn mutate(e: &Envelope, m: &Mutation) -> (BaseboardId, PeerMsg) {
 
 /// docs/protocol.md's rules for how a node's durable state may change: configs
 /// and shares never replaced or removed, commits only added and only of
-/// prepared epochs, `expunged` never cleared.
-fn check_transition(before: &PersistentState, after: &PersistentState) {
+/// prepared epochs, `expunged` cleared only by a later configuration that
+/// lists `me` (a re-add) and never changed otherwise.
+fn check_transition(me: &BaseboardId, before: &PersistentState, after: &PersistentState) {
     for (e, c) in before.configs() {
         assert_eq!(after.config(*e), Some(c), "stored config {e} replaced or removed");
     }
@@ -284,8 +285,10 @@ fn check_transition(before: &PersistentState, after: &PersistentState) {
     for e in after.commits() {
         assert!(after.is_prepared(*e), "committed {e} without config and share");
     }
-    if before.expunged().is_some() {
-        assert_eq!(before.expunged(), after.expunged(), "expunged cleared or changed");
+    if let Some(ex) = before.expunged().filter(|_| after.expunged() != before.expunged()) {
+        assert!(after.expunged().is_none(), "expunged changed");
+        let readmitted = after.configs().iter().any(|(e, c)| *e > ex.epoch && c.is_member(me));
+        assert!(readmitted, "expunged cleared without a later configuration listing the node");
     }
 }
 
@@ -312,7 +315,7 @@ pub fn node_inputs(data: &[u8]) {
         }
         let before = ctx.persistent_state().clone();
         apply_node_input(s, &me, &mut node, &mut ctx, input, seed);
-        check_transition(&before, ctx.persistent_state());
+        check_transition(&me, &before, ctx.persistent_state());
         let _ = ctx.take_persistent_state_changed();
         for e in ctx.drain_envelopes().expect("persisted") {
             assert_eq!(e.from, me, "envelope from another sender");

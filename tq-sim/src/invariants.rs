@@ -82,7 +82,8 @@ impl Checker {
     }
 
     /// Configurations, shares and commits are never removed; the latest
-    /// committed epoch never decreases; `expunged` is never cleared (7.3).
+    /// committed epoch never decreases; `expunged` is cleared only by a
+    /// configuration of a later epoch that lists the sled (7.3, 4.8).
     fn monotonic_across_crashes(
         &mut self,
         who: &BaseboardId,
@@ -102,8 +103,14 @@ impl Checker {
         if !old.commits().is_subset(new.commits()) {
             self.violation("monotonicity", format!("{who} lost a commit"));
         }
-        if old.expunged().is_some() && new.expunged() != old.expunged() {
-            self.violation("monotonicity", format!("{who} cleared or changed expunged"));
+        if let Some(ex) = old.expunged().filter(|_| new.expunged() != old.expunged()) {
+            // Only a re-add clears it: a configuration newer than the
+            // expungement that lists the sled (docs/protocol.md section 4.8).
+            let readmitted = new.expunged().is_none()
+                && new.configs().iter().any(|(e, c)| *e > ex.epoch && c.is_member(who));
+            if !readmitted {
+                self.violation("monotonicity", format!("{who} cleared or changed expunged"));
+            }
         }
     }
 

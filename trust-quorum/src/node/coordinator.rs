@@ -249,7 +249,7 @@ impl Coordinator {
         };
         let config = self.config.clone();
         ctx.update_persistent(|p| {
-            let c = p.insert_config(config);
+            let c = p.insert_member_config(config);
             let s = p.insert_share(epoch, own);
             (c || s, ())
         });

@@ -160,7 +160,7 @@ impl Node {
         req: PrepareAndCommitRequest,
     ) -> Result<CommitStatus, PrepareAndCommitError> {
         let state = ctx.persistent_state();
-        if let Some(ex) = state.expunged() {
+        if let Some(ex) = state.expunged_for(req.config.epoch) {
             return Err(PrepareAndCommitError::Expunged { epoch: ex.epoch, from: ex.from.clone() });
         }
         if let Some(expected) = state.rack_id() {
@@ -217,11 +217,16 @@ impl Node {
 
     /// A connection to `peer` came up: re-sends whatever the coordinator,
     /// the key-share computer and the secret loader still need from it.
+    /// An expunged node only records the connection, for use if it is
+    /// re-admitted.
     pub fn on_connect(&mut self, ctx: &mut NodeCtx, peer: BaseboardId) {
-        if peer == *ctx.id() || ctx.persistent_state().expunged().is_some() {
+        if peer == *ctx.id() {
             return;
         }
         ctx.add_connection(peer.clone());
+        if ctx.persistent_state().expunged().is_some() {
+            return;
+        }
         if let Some(c) = &self.coordinator {
             c.on_connect(ctx, &peer);
         }
@@ -243,9 +248,19 @@ impl Node {
     /// event; states that should be impossible raise alarms.
     pub fn handle(&mut self, ctx: &mut NodeCtx, from: BaseboardId, msg: PeerMsg) {
         let state = ctx.persistent_state();
-        if state.expunged().is_some() {
-            tracing::debug!(node = %ctx.id(), %from, msg = msg.kind.name(), "expunged: dropped");
-            return;
+        if let Some(ex) = state.expunged() {
+            // Only a configuration newer than the expungement, which may
+            // re-admit the node, gets through (docs/protocol.md section 4.8).
+            let newer = match &msg.kind {
+                PeerMsgKind::Prepare { config, .. } | PeerMsgKind::CommitAdvance(config) => {
+                    config.epoch > ex.epoch
+                }
+                _ => false,
+            };
+            if !newer {
+                tracing::debug!(node = %ctx.id(), %from, msg = msg.kind.name(), "expunged: dropped");
+                return;
+            }
         }
         if from == *ctx.id() {
             tracing::warn!(node = %ctx.id(), msg = msg.kind.name(), "message from self dropped");
@@ -322,7 +337,7 @@ impl Node {
         // committed: with the share in hand, commit in the same write.
         let commit_now = self.key_share_computer.as_ref().is_some_and(|k| k.epoch() == epoch);
         ctx.update_persistent(|p| {
-            let c = p.insert_config(config);
+            let c = p.insert_member_config(config);
             let s = p.insert_share(epoch, share);
             let k = commit_now && p.insert_commit(epoch);
             (c || s || k, ())
@@ -447,8 +462,11 @@ impl Node {
         }
         let prepared = state.is_prepared(epoch);
         ctx.update_persistent(|p| {
-            let changed =
-                if prepared { p.insert_commit(epoch) } else { p.insert_config(config.clone()) };
+            let changed = if prepared {
+                p.insert_commit(epoch)
+            } else {
+                p.insert_member_config(config.clone())
+            };
             (changed, ())
         });
         if prepared {

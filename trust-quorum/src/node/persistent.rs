@@ -12,8 +12,10 @@ pub const MAX_PERSISTENT_STATE_LEN: usize = 64 << 20;
 /// Everything a node must keep across restarts: configurations and its own
 /// shares by epoch, committed epochs, and whether it was expunged.
 ///
-/// It only grows: configurations, shares and commits are never replaced or
-/// removed, and the expunged marker is never cleared. The library changes it
+/// Configurations, shares and commits only grow: they are never replaced or
+/// removed. The expunged marker is cleared only by a later configuration
+/// that lists the node (a re-add, docs/protocol.md section 4.8). The library
+/// changes the state
 /// only through [`NodeCtx`](super::NodeCtx), which raises a flag telling the
 /// embedder to write it durably before sending anything.
 #[derive(Clone, Default, PartialEq, Eq, Debug, Serialize, Deserialize)]
@@ -65,7 +67,8 @@ impl PersistentState {
         &self.commits
     }
 
-    /// Set once the node learned it was removed from the rack.
+    /// Set when the node learned it was removed from the rack at some epoch;
+    /// cleared when a configuration of a later epoch lists it again.
     pub fn expunged(&self) -> Option<&ExpungedMetadata> {
         self.expunged.as_ref()
     }
@@ -101,9 +104,26 @@ impl PersistentState {
         self.commits.is_empty()
     }
 
-    /// Stores `config` if no configuration is stored for its epoch. Returns
-    /// whether it was inserted.
-    pub(crate) fn insert_config(&mut self, config: Configuration) -> bool {
+    /// Whether an expungement bars this node from `epoch`: it was expunged
+    /// at that epoch or a later one. A configuration of a later epoch that
+    /// lists the node re-admits it (docs/protocol.md section 4.8).
+    pub fn expunged_for(&self, epoch: Epoch) -> Option<&ExpungedMetadata> {
+        self.expunged.as_ref().filter(|ex| epoch <= ex.epoch)
+    }
+
+    /// Stores `config`, which lists this node (callers check), if no
+    /// configuration is stored for its epoch. Returns whether it was
+    /// inserted.
+    ///
+    /// A configuration newer than the node's expungement re-admits it: the
+    /// operator added the sled back, so the expunged marker is cleared in
+    /// the same write (docs/protocol.md section 4.8). An expungement is only
+    /// ever recorded at or above every stored epoch, so such a configuration
+    /// is always a new one.
+    pub(crate) fn insert_member_config(&mut self, config: Configuration) -> bool {
+        if self.expunged.as_ref().is_some_and(|ex| config.epoch > ex.epoch) {
+            self.expunged = None;
+        }
         match self.configs.entry(config.epoch) {
             std::collections::btree_map::Entry::Vacant(v) => {
                 v.insert(config);
