@@ -299,6 +299,55 @@ mod control {
         assert!(vias.contains(&id(3)) || vias.contains(&id(4)), "{vias:?}");
     }
 
+    /// A member of the committing epoch that answers `Expunged` (it believes
+    /// it was removed at or after that epoch, which an honest member cannot)
+    /// refuses for good: it stays unacknowledged, every pass reports the
+    /// error and asks again, and the operator's remedy is to remove it
+    /// (docs/protocol.md section 4.8). Nothing is ever sent for the
+    /// superseded epoch afterwards.
+    #[test]
+    fn member_refusing_as_expunged_is_reported_until_removed() {
+        let mut r = rng(15941);
+        let mut cp = committed_rack(&ids(0..4), &mut r);
+        let e2 = cp.add_sleds(ids([4]), t(0), &mut r).unwrap();
+        prepare(&mut cp, &ids(0..4), t(1), &mut r);
+        assert_eq!(state(&cp, e2), ConfigState::Committing, "4 of 5 prepared is K+Z");
+        let refusal = PrepareAndCommitError::Expunged { epoch: e2, from: id(0) };
+        for s in 2..5 {
+            let actions = commit_pass(&mut cp, &ids([4]), t(s), &mut r);
+            assert_eq!(commits(&actions)[&id(4)].0, "prepare_and_commit", "asked again");
+            cp.on_commit_result(e2, &id(4), Err(refusal.clone().into()), t(s)).unwrap();
+            assert_eq!(state(&cp, e2), ConfigState::Committing);
+            let status = cp.status(e2).unwrap();
+            assert_eq!(status.unacknowledged_members, ids([4]));
+            let report = cp.last_pass().unwrap();
+            let errors: Vec<_> = report.clients().iter().flat_map(|c| c.errors().keys()).collect();
+            assert_eq!(errors, vec![&id(4)], "{report}");
+            assert!(report.to_string().contains(&refusal.to_string()), "{report}");
+        }
+        // The operator removes it: the refusing epoch ends partially
+        // committed, and the new epoch commits without it.
+        let e3 = cp.remove_sleds(ids([4]), t(10), &mut r).unwrap();
+        assert_eq!(state(&cp, e2), ConfigState::CommittedPartially);
+        for s in 11..14 {
+            let stale: Vec<_> = cp
+                .tick(t(s), &mut r)
+                .into_iter()
+                .filter(|a| match a {
+                    ControlAction::Commit { req, .. } => req.epoch == e2,
+                    ControlAction::PrepareAndCommit { req, .. } => req.config.epoch == e2,
+                    _ => false,
+                })
+                .collect();
+            assert!(stale.is_empty(), "{stale:?}");
+        }
+        assert_eq!(drive_to_committed(&mut cp, t(20), &mut r), e3);
+        assert_eq!(
+            cp.config(e3).unwrap().members.keys().cloned().collect::<BTreeSet<_>>(),
+            ids(0..4)
+        );
+    }
+
     #[test]
     fn dead_coordinator_is_aborted_and_retried_with_another() {
         let mut r = rng(8);
