@@ -1,6 +1,6 @@
 //! Fixtures for the benchmarks: a small rack of real nodes driven through
-//! the embedder loop, from which benchmarks take durable states and the
-//! messages a node under measurement receives.
+//! the embedder step (`trust_quorum::harness`), from which benchmarks take
+//! durable states and the messages a node under measurement receives.
 #![forbid(unsafe_code)]
 #![allow(
     clippy::expect_used,
@@ -9,14 +9,15 @@
     reason = "benchmark fixtures run fixed, known-good scenarios"
 )]
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::BTreeSet;
 
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use tq_types::{
     BaseboardId, CommitRequest, Envelope, Epoch, PeerMsg, RackId, ReconfigureMsg, Share, Threshold,
 };
-use trust_quorum::{Node, NodeCtx, PersistentState};
+use trust_quorum::PersistentState;
+use trust_quorum::harness::{Rack, Sled};
 
 /// The id of the i-th sled.
 pub fn sled(i: usize) -> BaseboardId {
@@ -44,131 +45,54 @@ pub fn request(epoch: u64, last: Option<u64>, members: &BTreeSet<BaseboardId>) -
     }
 }
 
-/// A fresh context for `id` over `state`.
-pub fn ctx(id: &BaseboardId, state: &PersistentState) -> NodeCtx {
-    NodeCtx::with_persistent_state(id.clone(), state.clone(), ChaCha20Rng::seed_from_u64(99))
+/// A sled restarted over `state`, connected to sleds `0..n` except itself,
+/// with nothing queued: the starting point of every node benchmark. Its
+/// "disk" is in memory, so a step's durable write is a copy of the state.
+pub fn connected_node(id: &BaseboardId, state: &PersistentState, n: usize) -> Sled {
+    let mut sled = Sled::with_disk(id.clone(), state.clone());
+    sled.start(ChaCha20Rng::seed_from_u64(99));
+    for i in 0..n {
+        let _connected = sled.call(|node, ctx| node.on_connect(ctx, self::sled(i)));
+    }
+    sled
 }
 
-/// One call into a node followed by the embedder loop: take the change
-/// (the durable write is elided), then hand out what the call sent.
-pub fn step<T>(
-    node: &mut Node,
-    ctx: &mut NodeCtx,
-    f: impl FnOnce(&mut Node, &mut NodeCtx) -> T,
-) -> (T, Vec<Envelope>) {
-    let out = f(node, ctx);
-    let _ = ctx.take_persistent_state_changed();
-    (out, ctx.drain_envelopes().expect("the change was taken"))
-}
-
-/// Delivers `inputs` one by one, each through [`step`]; returns everything
-/// sent.
-pub fn deliver(
-    node: &mut Node,
-    ctx: &mut NodeCtx,
-    inputs: Vec<(BaseboardId, PeerMsg)>,
-) -> Vec<Envelope> {
+/// Delivers `inputs` one by one, each through the embedder step; returns
+/// everything sent.
+pub fn deliver(sled: &mut Sled, inputs: Vec<(BaseboardId, PeerMsg)>) -> Vec<Envelope> {
     let mut sent = Vec::new();
     for (from, msg) in inputs {
-        sent.extend(step(node, ctx, |node, ctx| node.handle(ctx, from, msg)).1);
+        if let Some(stepped) = sled.call(|node, ctx| node.handle(ctx, from, msg)) {
+            sent.extend(stepped.envelopes);
+        }
     }
     sent
 }
 
-/// A restarted node over `state`, connected to sleds `0..n` except itself,
-/// with nothing queued: the starting point of every node benchmark.
-pub fn connected_node(id: &BaseboardId, state: &PersistentState, n: usize) -> (Node, NodeCtx) {
-    let mut ctx = ctx(id, state);
-    let mut node = Node::new(&mut ctx);
-    for i in 0..n {
-        let _ = step(&mut node, &mut ctx, |node, ctx| node.on_connect(ctx, sled(i)));
+/// Coordinates and commits a configuration everywhere.
+pub fn commit(rack: &mut Rack, coordinator: &BaseboardId, msg: ReconfigureMsg) {
+    let epoch = msg.epoch;
+    let members = msg.members.clone();
+    let started = rack.request(coordinator, |node, ctx| node.coordinate_reconfiguration(ctx, msg));
+    started.expect("up").expect("valid");
+    rack.deliver_all().expect("drains");
+    for m in &members {
+        let req = CommitRequest { rack_id: self::rack(), epoch };
+        let answer = rack.request(m, |node, ctx| node.commit_configuration(ctx, req));
+        answer.expect("up").expect("prepared");
     }
-    (node, ctx)
+    rack.deliver_all().expect("drains");
 }
 
-/// Real nodes, all connected, with a FIFO network; every envelope sent is
-/// kept.
-pub struct Rack {
-    nodes: BTreeMap<BaseboardId, (Node, NodeCtx)>,
-    queue: VecDeque<Envelope>,
-    /// Every envelope sent, in order.
-    pub sent: Vec<Envelope>,
-}
-
-impl Rack {
-    /// `n` blank, connected sleds.
-    pub fn new(n: usize) -> Rack {
-        let mut nodes = BTreeMap::new();
-        for i in 0..n {
-            let mut ctx = NodeCtx::new(sled(i), ChaCha20Rng::seed_from_u64(i as u64));
-            let node = Node::new(&mut ctx);
-            nodes.insert(sled(i), (node, ctx));
-        }
-        let mut rack = Rack { nodes, queue: VecDeque::new(), sent: Vec::new() };
-        for a in 0..n {
-            for b in 0..n {
-                if a != b {
-                    rack.call(&sled(a), |node, ctx| node.on_connect(ctx, sled(b)));
-                }
-            }
-        }
-        rack
-    }
-
-    /// One call and the embedder loop (the durable write is elided).
-    pub fn call<T>(
-        &mut self,
-        who: &BaseboardId,
-        f: impl FnOnce(&mut Node, &mut NodeCtx) -> T,
-    ) -> T {
-        let (node, ctx) = self.nodes.get_mut(who).expect("known sled");
-        let (out, sent) = step(node, ctx, f);
-        for e in sent {
-            self.sent.push(e.clone());
-            self.queue.push_back(e);
-        }
-        out
-    }
-
-    /// Delivers everything.
-    pub fn deliver_all(&mut self) {
-        while let Some(e) = self.queue.pop_front() {
-            let from = e.from.clone();
-            self.call(&e.to, |node, ctx| node.handle(ctx, from, e.msg));
-        }
-    }
-
-    /// Coordinates and commits a configuration everywhere.
-    pub fn commit(&mut self, coordinator: &BaseboardId, msg: ReconfigureMsg) {
-        let epoch = msg.epoch;
-        let members = msg.members.clone();
-        self.call(coordinator, |node, ctx| node.coordinate_reconfiguration(ctx, msg))
-            .expect("valid");
-        self.deliver_all();
-        for m in &members {
-            self.call(m, |node, ctx| {
-                node.commit_configuration(ctx, CommitRequest { rack_id: rack(), epoch })
-            })
-            .expect("prepared");
-        }
-        self.deliver_all();
-    }
-
-    /// The durable state of `who`.
-    pub fn state(&self, who: &BaseboardId) -> PersistentState {
-        self.nodes[who].1.persistent_state().clone()
-    }
-
-    /// The share `who` holds for `epoch`.
-    pub fn share(&self, who: &BaseboardId, epoch: Epoch) -> Share {
-        self.nodes[who].1.persistent_state().share(epoch).expect("held").clone()
-    }
+/// The share `who` holds for `epoch`.
+pub fn share(rack: &Rack, who: &BaseboardId, epoch: Epoch) -> Share {
+    rack.state(who).share(epoch).expect("held").clone()
 }
 
 /// A rack of `n` sleds with epoch 1 committed on all of them.
 pub fn committed_rack(n: usize) -> Rack {
-    let mut rack = Rack::new(n);
+    let mut rack = Rack::new((0..n).map(sled), 0);
     let members: BTreeSet<BaseboardId> = (0..n).map(sled).collect();
-    rack.commit(&sled(0), request(1, None, &members));
+    commit(&mut rack, &sled(0), request(1, None, &members));
     rack
 }

@@ -362,7 +362,7 @@ pub(crate) fn apply(world: &mut World, event: &Event) {
 /// The operator's reset of a sled that is about to be added: a sled with
 /// state from an earlier membership is wiped (and restarted if it ran).
 fn reset_sled(world: &mut World, sled: &BaseboardId) {
-    let has_state = world.sleds.get(sled).is_some_and(|s| s.disk.latest_config().is_some());
+    let has_state = world.sleds.get(sled).is_some_and(|s| s.disk().latest_config().is_some());
     if !has_state {
         return;
     }
@@ -411,13 +411,13 @@ fn deliver_request(world: &mut World, req: InFlightRequest) {
                 }
             }
             let epoch = msg.epoch;
-            match world.call(&to, |n, ctx| n.coordinate_reconfiguration(ctx, msg)) {
+            match world.request(&to, |n, ctx| n.coordinate_reconfiguration(ctx, msg)) {
                 Some(result) => ReplyKind::Reconfigure { epoch, from: to, result },
                 None => ReplyKind::Unreachable { node: to },
             }
         }
         ControlAction::PollCoordinator { to, epoch } => {
-            match world.call(&to, |n, _| n.coordinator_status()) {
+            match world.request(&to, |n, _| n.coordinator_status()) {
                 Some(status) => ReplyKind::Status { epoch, from: to, status },
                 None => ReplyKind::Unreachable { node: to },
             }
@@ -426,7 +426,7 @@ fn deliver_request(world: &mut World, req: InFlightRequest) {
             Err(node) => ReplyKind::Unreachable { node },
             Ok(()) => {
                 let epoch = req.epoch;
-                match world.call(&member, |n, ctx| n.commit_configuration(ctx, req)) {
+                match world.request(&member, |n, ctx| n.commit_configuration(ctx, req)) {
                     Some(result) => ReplyKind::Commit {
                         epoch,
                         member,
@@ -441,7 +441,7 @@ fn deliver_request(world: &mut World, req: InFlightRequest) {
                 Err(node) => ReplyKind::Unreachable { node },
                 Ok(()) => {
                     let epoch = req.config.epoch;
-                    match world.call(&member, |n, ctx| n.prepare_and_commit(ctx, req)) {
+                    match world.request(&member, |n, ctx| n.prepare_and_commit(ctx, req)) {
                         Some(result) => ReplyKind::Commit {
                             epoch,
                             member,
@@ -598,7 +598,7 @@ pub(crate) fn check_ledger(checker: &mut Checker, world: &World) {
     // No node holds a configuration for an epoch the ledger never created.
     let latest = cp.latest_epoch();
     for (id, s) in &world.sleds {
-        if let Some(c) = s.disk.latest_config() {
+        if let Some(c) = s.disk().latest_config() {
             if latest.is_none_or(|l| c.epoch > l) {
                 checker.violation(
                     "node_configs_match_cp",
@@ -645,7 +645,8 @@ fn commit_safety(checker: &mut Checker, world: &World, view: &TrustQuorumConfig)
         .filter(|m| {
             checker.wiped().contains(*m)
                 || world.sleds.get(*m).is_some_and(|s| {
-                    s.disk.is_prepared(e) || s.disk.latest_committed_epoch().is_some_and(|l| l > e)
+                    s.disk().is_prepared(e)
+                        || s.disk().latest_committed_epoch().is_some_and(|l| l > e)
                 })
         })
         .count();
@@ -660,7 +661,7 @@ fn commit_safety(checker: &mut Checker, world: &World, view: &TrustQuorumConfig)
     let holders = view
         .members
         .keys()
-        .filter(|m| world.sleds.get(*m).is_some_and(|s| s.disk.is_prepared(e)))
+        .filter(|m| world.sleds.get(*m).is_some_and(|s| s.disk().is_prepared(e)))
         .count();
     let wiped = view.members.keys().filter(|m| checker.wiped().contains(*m)).count();
     if holders < usize::from(view.threshold.0) && wiped <= usize::from(view.commit_crash_tolerance)
@@ -669,7 +670,7 @@ fn commit_safety(checker: &mut Checker, world: &World, view: &TrustQuorumConfig)
     }
     for (m, data) in &view.members {
         if data.state == MemberState::Committed && !checker.wiped().contains(m) {
-            let ok = world.sleds.get(m).is_some_and(|s| s.disk.commits().contains(&e));
+            let ok = world.sleds.get(m).is_some_and(|s| s.disk().commits().contains(&e));
             if !ok {
                 checker.violation(
                     "acked_commits_are_commits",
@@ -763,7 +764,7 @@ pub(crate) fn retry_event(world: &mut World) -> Option<Event> {
 pub(crate) fn wipe_is_survivable(world: &World, sled: &BaseboardId) -> bool {
     let cp = &world.control.observer;
     let holders = |e: Epoch| {
-        world.sleds.iter().filter(|(id, s)| *id != sled && s.disk.is_prepared(e)).count()
+        world.sleds.iter().filter(|(id, s)| *id != sled && s.disk().is_prepared(e)).count()
     };
     let base = cp.last_committed_epoch().and_then(|e| cp.config(e));
     let latest = cp.latest();

@@ -26,8 +26,9 @@ use tq_types::{
     PeerMsg, PeerMsgKind, PrepareAndCommitRequest, RackId, ReconfigureMsg, Share, ShareDigest,
     Threshold,
 };
+use trust_quorum::PersistentState;
 use trust_quorum::control::{ControlPlane, ControlPlaneConfig, MemberCommitError};
-use trust_quorum::{Node, NodeCtx, PersistentState};
+use trust_quorum::harness::{self, Rack, Stepped};
 
 use crate::world::{SimOptions, sled_id};
 use crate::{FaultPreset, run};
@@ -66,43 +67,7 @@ fn rack() -> RackId {
 /// Five sleds commit epoch 1 ({0..4}); epoch 2 removes sled 4 and adds 5.
 fn build_scenario() -> Scenario {
     let ids: Vec<BaseboardId> = (0..6).map(sled_id).collect();
-    let mut nodes: BTreeMap<BaseboardId, (Node, NodeCtx)> = BTreeMap::new();
-    for (i, id) in ids.iter().enumerate() {
-        let mut ctx = NodeCtx::new(id.clone(), ChaCha20Rng::seed_from_u64(i as u64));
-        let node = Node::new(&mut ctx);
-        nodes.insert(id.clone(), (node, ctx));
-    }
-    let mut sent = Vec::new();
-    let mut queue: Vec<Envelope> = Vec::new();
-    let call = |nodes: &mut BTreeMap<BaseboardId, (Node, NodeCtx)>,
-                queue: &mut Vec<Envelope>,
-                sent: &mut Vec<Envelope>,
-                who: &BaseboardId,
-                f: &mut dyn FnMut(&mut Node, &mut NodeCtx)| {
-        let (node, ctx) = nodes.get_mut(who).expect("known sled");
-        f(node, ctx);
-        let _ = ctx.take_persistent_state_changed();
-        for e in ctx.drain_envelopes().expect("persisted") {
-            sent.push(e.clone());
-            queue.push(e);
-        }
-    };
-    for a in &ids {
-        for b in &ids {
-            if a != b {
-                call(&mut nodes, &mut queue, &mut sent, a, &mut |n, c| n.on_connect(c, b.clone()));
-            }
-        }
-    }
-    let drain = |nodes: &mut BTreeMap<BaseboardId, (Node, NodeCtx)>,
-                 queue: &mut Vec<Envelope>,
-                 sent: &mut Vec<Envelope>| {
-        while !queue.is_empty() {
-            let e = queue.remove(0);
-            let from = e.from.clone();
-            call(nodes, queue, sent, &e.to, &mut |n, c| n.handle(c, from.clone(), e.msg.clone()));
-        }
-    };
+    let mut rack_ = Rack::new(ids.iter().cloned(), 0);
     let mut checkpoints = Vec::new();
     let mut configs = Vec::new();
     let members1: BTreeSet<BaseboardId> = ids.iter().take(5).cloned().collect();
@@ -118,30 +83,26 @@ fn build_scenario() -> Scenario {
             members: members.clone(),
             threshold: Threshold(3),
         };
-        call(&mut nodes, &mut queue, &mut sent, coordinator, &mut |n, c| {
-            n.coordinate_reconfiguration(c, msg.clone()).expect("valid request");
-        });
-        drain(&mut nodes, &mut queue, &mut sent);
-        let config = nodes[coordinator].0.coordinator_status().expect("coordinating").config;
+        let accepted = rack_.request(coordinator, |n, c| n.coordinate_reconfiguration(c, msg));
+        accepted.expect("up").expect("valid request");
+        rack_.deliver_all().expect("drains");
+        let status = rack_.sled(coordinator).and_then(|s| s.coordinator_status().cloned());
+        let config = status.expect("coordinating").config;
         for m in members {
             let req = CommitRequest { rack_id: rack(), epoch: Epoch(epoch) };
-            call(&mut nodes, &mut queue, &mut sent, m, &mut |n, c| {
-                let _ = n.commit_configuration(c, req);
-            });
+            let _answer = rack_.request(m, |n, c| n.commit_configuration(c, req));
         }
         // Every member loads the secret, so shares flow too.
         for m in members {
-            call(&mut nodes, &mut queue, &mut sent, m, &mut |n, c| {
-                let _ = n.load_rack_secret(c, Epoch(epoch));
-            });
+            let _pending = rack_.call(m, |n, c| n.load_rack_secret(c, Epoch(epoch)));
         }
-        drain(&mut nodes, &mut queue, &mut sent);
-        for (id, (_, ctx)) in &nodes {
-            checkpoints.push((id.clone(), ctx.persistent_state().clone()));
+        rack_.deliver_all().expect("drains");
+        for (id, sled) in rack_.sleds() {
+            checkpoints.push((id.clone(), sled.disk().clone()));
         }
         configs.push(config);
     }
-    Scenario { checkpoints, sent, configs }
+    Scenario { checkpoints, sent: rack_.sent().to_vec(), configs }
 }
 
 /// One input to the node under test.
@@ -304,56 +265,60 @@ pub fn node_inputs(data: &[u8]) {
         None => (sled_id(0), PersistentState::new()),
     };
     let seed = u.arbitrary::<u64>().unwrap_or(0);
-    let mut ctx =
-        NodeCtx::with_persistent_state(me.clone(), state, ChaCha20Rng::seed_from_u64(seed));
-    let mut node = Node::new(&mut ctx);
+    let mut sled = harness::Sled::with_disk(me.clone(), state);
+    sled.start(ChaCha20Rng::seed_from_u64(seed));
     let mut steps = 0;
     while let Ok(input) = u.arbitrary::<NodeInput>() {
         steps += 1;
         if steps > 64 {
             break;
         }
-        let before = ctx.persistent_state().clone();
-        apply_node_input(s, &me, &mut node, &mut ctx, input, seed);
-        check_transition(&me, &before, ctx.persistent_state());
-        let _ = ctx.take_persistent_state_changed();
-        for e in ctx.drain_envelopes().expect("persisted") {
+        let before = sled.disk().clone();
+        let sent = apply_node_input(s, &mut sled, input, seed);
+        check_transition(&me, &before, sled.disk());
+        for e in sent {
             assert_eq!(e.from, me, "envelope from another sender");
-            if ctx.persistent_state().expunged().is_some() && before.expunged().is_some() {
+            if sled.disk().expunged().is_some() && before.expunged().is_some() {
                 panic!("an expunged node sent {}", e.msg.kind.name());
             }
         }
     }
 }
 
+/// Applies one input through the embedder step; returns what it released.
 fn apply_node_input(
     s: &Scenario,
-    me: &BaseboardId,
-    node: &mut Node,
-    ctx: &mut NodeCtx,
+    sled: &mut harness::Sled,
     input: NodeInput,
     seed: u64,
-) {
+) -> Vec<Envelope> {
     let n_sent = s.sent.len().max(1);
     match input {
-        NodeInput::Replay { index } => {
-            if let Some(e) = s.sent.get(usize::from(index) % n_sent) {
-                node.handle(ctx, e.from.clone(), e.msg.clone());
+        NodeInput::Replay { index } => match s.sent.get(usize::from(index) % n_sent) {
+            Some(e) => {
+                released(sled.call(|node, ctx| node.handle(ctx, e.from.clone(), e.msg.clone())))
             }
-        }
-        NodeInput::Mutated { index, mutation } => {
-            if let Some(e) = s.sent.get(usize::from(index) % n_sent) {
+            None => Vec::new(),
+        },
+        NodeInput::Mutated { index, mutation } => match s.sent.get(usize::from(index) % n_sent) {
+            Some(e) => {
                 let (from, msg) = mutate(e, &mutation);
-                node.handle(ctx, from, msg);
+                released(sled.call(|node, ctx| node.handle(ctx, from, msg)))
             }
+            None => Vec::new(),
+        },
+        NodeInput::Raw { from, bytes } => match PeerMsg::decode(&bytes) {
+            Ok(msg) => released(
+                sled.call(|node, ctx| node.handle(ctx, sled_id(usize::from(from % 8)), msg)),
+            ),
+            Err(_) => Vec::new(),
+        },
+        NodeInput::Connect { peer } => {
+            released(sled.call(|node, ctx| node.on_connect(ctx, sled_id(usize::from(peer % 8)))))
         }
-        NodeInput::Raw { from, bytes } => {
-            if let Ok(msg) = PeerMsg::decode(&bytes) {
-                node.handle(ctx, sled_id(usize::from(from % 8)), msg);
-            }
-        }
-        NodeInput::Connect { peer } => node.on_connect(ctx, sled_id(usize::from(peer % 8))),
-        NodeInput::Disconnect { peer } => node.on_disconnect(ctx, &sled_id(usize::from(peer % 8))),
+        NodeInput::Disconnect { peer } => released(
+            sled.call(|node, ctx| node.on_disconnect(ctx, &sled_id(usize::from(peer % 8)))),
+        ),
         NodeInput::Reconfigure { epoch, last, members, threshold } => {
             let members: BTreeSet<BaseboardId> =
                 (0..8).filter(|i| members & (1 << i) != 0).map(sled_id).collect();
@@ -364,46 +329,51 @@ fn apply_node_input(
                 members,
                 threshold: Threshold(threshold),
             };
-            let _ = node.coordinate_reconfiguration(ctx, msg);
+            released(sled.request(|node, ctx| node.coordinate_reconfiguration(ctx, msg)))
         }
         NodeInput::Commit { epoch, other_rack } => {
             let rack_id = if other_rack { RackId(uuid::Uuid::from_u128(7)) } else { rack() };
-            let answer = node.commit_configuration(
-                ctx,
-                CommitRequest { rack_id, epoch: Epoch(u64::from(epoch)) },
-            );
-            if answer == Ok(CommitStatus::Committed) {
-                assert!(ctx.persistent_state().commits().contains(&Epoch(u64::from(epoch))));
+            let req = CommitRequest { rack_id, epoch: Epoch(u64::from(epoch)) };
+            let stepped = sled.request(|node, ctx| node.commit_configuration(ctx, req));
+            if stepped.as_ref().is_some_and(|st| st.value == Ok(CommitStatus::Committed)) {
+                assert!(sled.disk().commits().contains(&Epoch(u64::from(epoch))));
             }
+            released(stepped)
         }
         NodeInput::PrepareAndCommit { config, mutation } => {
             let n = s.configs.len().max(1);
-            if let Some(c) = s.configs.get(usize::from(config) % n) {
-                let mut c = c.clone();
-                if let Some(m) = &mutation {
-                    mutate_config(&mut c, m);
+            match s.configs.get(usize::from(config) % n) {
+                Some(c) => {
+                    let mut c = c.clone();
+                    if let Some(m) = &mutation {
+                        mutate_config(&mut c, m);
+                    }
+                    let epoch = c.epoch;
+                    let req = PrepareAndCommitRequest { config: c };
+                    let stepped = sled.request(|node, ctx| node.prepare_and_commit(ctx, req));
+                    if stepped.as_ref().is_some_and(|st| st.value == Ok(CommitStatus::Committed)) {
+                        assert!(sled.disk().commits().contains(&epoch));
+                    }
+                    released(stepped)
                 }
-                let epoch = c.epoch;
-                let answer = node.prepare_and_commit(ctx, PrepareAndCommitRequest { config: c });
-                if answer == Ok(CommitStatus::Committed) {
-                    assert!(ctx.persistent_state().commits().contains(&epoch));
-                }
+                None => Vec::new(),
             }
         }
         NodeInput::LoadSecret { epoch } => {
-            let _ = node.load_rack_secret(ctx, Epoch(u64::from(epoch)));
+            released(sled.call(|node, ctx| node.load_rack_secret(ctx, Epoch(u64::from(epoch)))))
         }
-        NodeInput::ClearSecrets => node.clear_secrets(),
+        NodeInput::ClearSecrets => released(sled.call(|node, _| node.clear_secrets())),
         NodeInput::Restart => {
-            let state = ctx.persistent_state().clone();
-            *ctx = NodeCtx::with_persistent_state(
-                me.clone(),
-                state,
-                ChaCha20Rng::seed_from_u64(seed.wrapping_add(1)),
-            );
-            *node = Node::new(ctx);
+            sled.crash();
+            sled.start(ChaCha20Rng::seed_from_u64(seed.wrapping_add(1)));
+            Vec::new()
         }
     }
+}
+
+/// The envelopes a step released (none if the sled was down).
+fn released<T>(stepped: Option<Stepped<T>>) -> Vec<Envelope> {
+    stepped.map(|st| st.envelopes).unwrap_or_default()
 }
 
 /// One operator operation or driver result on the control plane.

@@ -318,8 +318,8 @@ impl Checker {
     /// No alarm is ever raised (7.2).
     fn no_alarms(&mut self, world: &World) {
         for (id, s) in &world.sleds {
-            if let Some(live) = &s.live {
-                if let Some(a) = live.ctx.alarms().first() {
+            if let Some((_, ctx)) = s.embedded.live() {
+                if let Some(a) = ctx.alarms().first() {
                     self.violation("no_alarms", format!("{id} raised {a:?}"));
                 }
             }
@@ -329,8 +329,8 @@ impl Checker {
     /// No node coordinates while computing a key share (7.2).
     fn no_coordinating_while_computing(&mut self, world: &World) {
         for (id, s) in &world.sleds {
-            if let Some(live) = &s.live {
-                let st = live.node.status(&live.ctx);
+            if let Some((node, ctx)) = s.embedded.live() {
+                let st = node.status(ctx);
                 if st.coordinating.is_some() && st.computing_share.is_some() {
                     self.violation("coordinate_xor_compute", format!("{id} does both"));
                 }
@@ -341,12 +341,12 @@ impl Checker {
     /// Any member a coordinator counts as acked has prepared that epoch (7.2).
     fn acked_members_have_prepared(&mut self, world: &World) {
         for (id, s) in &world.sleds {
-            let Some(status) = s.live.as_ref().and_then(|l| l.node.coordinator_status()) else {
+            let Some(status) = s.embedded.coordinator_status() else {
                 continue;
             };
             let e = status.config.epoch;
             for m in &status.acked_prepares {
-                let prepared = world.sleds.get(m).is_some_and(|x| x.disk.is_prepared(e));
+                let prepared = world.sleds.get(m).is_some_and(|x| x.disk().is_prepared(e));
                 if !prepared && !self.wiped.contains(m) {
                     self.violation(
                         "acked_members_prepared",

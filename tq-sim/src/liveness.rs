@@ -88,7 +88,7 @@ fn why_unsettled(world: &World) -> String {
         return format!("latest epoch {} is {}", view.epoch, view.state);
     }
     for m in required_members(world, &view) {
-        if !world.sleds.get(m).is_some_and(|s| s.disk.commits().contains(&view.epoch)) {
+        if !world.sleds.get(m).is_some_and(|s| s.disk().commits().contains(&view.epoch)) {
             return format!("{m} has not committed {}", view.epoch);
         }
         if !world.is_up(m) {

@@ -55,11 +55,11 @@ pub fn show(world: &World, what: &str, reveal: Reveal) -> Result<Value, ShowErro
             let id: BaseboardId =
                 id.parse().map_err(|source| ShowError::BadSledId { id: id.to_string(), source })?;
             let sled = world.sleds.get(&id).ok_or(ShowError::NoSuchSled(id))?;
-            let status = sled.live.as_ref().map(|l| l.node.status(&l.ctx));
-            let coordinator = sled.live.as_ref().and_then(|l| l.node.coordinator_status());
+            let status = sled.embedded.live().map(|(node, ctx)| node.status(ctx));
+            let coordinator = sled.embedded.coordinator_status();
             Ok(json!({
-                "up": sled.live.is_some(),
-                "durable": durable(&sled.disk, reveal),
+                "up": sled.is_up(),
+                "durable": durable(sled.disk(), reveal),
                 "status": status,
                 "coordinator": coordinator,
             }))

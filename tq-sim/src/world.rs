@@ -11,6 +11,8 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 use tq_types::{BaseboardId, Envelope, Epoch, PeerMsg, PeerMsgKind, RackId, Share};
+use trust_quorum::harness::{self, Stepped};
+use trust_quorum::node::Reply;
 use trust_quorum::{Node, NodeCtx, PersistentState, PlantedBug};
 
 use crate::control::ControlSide;
@@ -52,22 +54,27 @@ impl SimOptions {
     }
 }
 
-/// A sled's node while it runs.
-pub(crate) struct Live {
-    pub(crate) node: Node,
-    pub(crate) ctx: NodeCtx,
-}
-
-/// One sled: its running node (if up) and its durable store.
+/// One sled: its node embedded through the harness (running or not, and its
+/// durable store), and the simulator's bookkeeping.
 pub(crate) struct Sled {
     pub(crate) index: u64,
-    pub(crate) live: Option<Live>,
-    /// What the sled wrote durably.
-    pub(crate) disk: PersistentState,
+    pub(crate) embedded: harness::Sled,
     pub(crate) incarnation: u64,
     pub(crate) crash_after_persist: bool,
     /// A sled kept down (a dead coordinator) until this time.
     pub(crate) down_until_ms: Option<u64>,
+}
+
+impl Sled {
+    /// What the sled wrote durably.
+    pub(crate) fn disk(&self) -> &PersistentState {
+        self.embedded.disk()
+    }
+
+    /// Whether its node runs.
+    pub(crate) fn is_up(&self) -> bool {
+        self.embedded.is_up()
+    }
 }
 
 /// The whole simulated rack.
@@ -149,15 +156,13 @@ impl World {
             let id = sled_id(i);
             let index = i as u64;
             let rng = ChaCha20Rng::seed_from_u64(subseed(seed, "sled", index << 16));
-            let mut ctx = NodeCtx::new(id.clone(), rng);
-            plant(&mut ctx, options.planted_bug);
-            let node = Node::new(&mut ctx);
+            let mut embedded = harness::Sled::new(id.clone());
+            embedded.start_with(rng, |ctx| plant(ctx, options.planted_bug));
             sleds.insert(
                 id,
                 Sled {
                     index,
-                    live: Some(Live { node, ctx }),
-                    disk: PersistentState::new(),
+                    embedded,
                     incarnation: 0,
                     crash_after_persist: false,
                     down_until_ms: None,
@@ -219,14 +224,14 @@ impl World {
     }
 
     pub(crate) fn is_up(&self, id: &BaseboardId) -> bool {
-        self.sleds.get(id).is_some_and(|s| s.live.is_some())
+        self.sleds.get(id).is_some_and(Sled::is_up)
     }
 
     pub(crate) fn up_sleds(&self) -> Vec<BaseboardId> {
-        self.sleds.iter().filter(|(_, s)| s.live.is_some()).map(|(k, _)| k.clone()).collect()
+        self.sleds.iter().filter(|(_, s)| s.is_up()).map(|(k, _)| k.clone()).collect()
     }
 
-    /// One call into `who`'s node followed by the embedder loop: persist if
+    /// One call into `who`'s node followed by the embedder step: persist if
     /// changed (then crash if a crash-after-persist is armed), then send.
     /// `None` if the sled is down or crashed before answering.
     pub(crate) fn call<T>(
@@ -234,35 +239,40 @@ impl World {
         who: &BaseboardId,
         f: impl FnOnce(&mut Node, &mut NodeCtx) -> T,
     ) -> Option<T> {
-        let sled = self.sleds.get_mut(who)?;
-        let live = sled.live.as_mut()?;
-        let out = f(&mut live.node, &mut live.ctx);
-        if live.ctx.take_persistent_state_changed() {
-            let new = live.ctx.persistent_state().clone();
-            self.checker.on_persist(who, &sled.disk, &new, self.clock_ms);
-            sled.disk = new;
+        let stepped = self.sleds.get_mut(who)?.embedded.call(f)?;
+        self.after_step(who, stepped)
+    }
+
+    /// One control-plane request into `who`'s node followed by the embedder
+    /// step; the answer once the state it reports is durable. `None` if the
+    /// sled is down or crashed before answering.
+    pub(crate) fn request<T>(
+        &mut self,
+        who: &BaseboardId,
+        f: impl FnOnce(&mut Node, &mut NodeCtx) -> Reply<T>,
+    ) -> Option<T> {
+        let stepped = self.sleds.get_mut(who)?.embedded.request(f)?;
+        self.after_step(who, stepped)
+    }
+
+    fn after_step<T>(&mut self, who: &BaseboardId, stepped: Stepped<T>) -> Option<T> {
+        if let Some(old) = &stepped.replaced {
+            let sled = self.sleds.get_mut(who)?;
+            self.checker.on_persist(who, old, sled.embedded.disk(), self.clock_ms);
             if std::mem::take(&mut sled.crash_after_persist) {
                 self.crash(who);
                 return None;
             }
         }
-        let envelopes = match live_ctx(&mut self.sleds, who).map(NodeCtx::drain_envelopes) {
-            Some(Ok(e)) => e,
-            Some(Err(_)) => {
-                self.checker.violation("persist_before_send", "envelopes handed out unpersisted");
-                Vec::new()
-            }
-            None => Vec::new(),
-        };
-        for e in envelopes {
+        for e in stepped.envelopes {
             self.send(e);
         }
-        Some(out)
+        Some(stepped.value)
     }
 
     fn send(&mut self, e: Envelope) {
         if let Some(sled) = self.sleds.get(&e.from) {
-            self.checker.on_send(&e, &sled.disk, &self.control);
+            self.checker.on_send(&e, sled.disk(), &self.control);
         }
         let Envelope { to, from, msg } = e;
         self.net.send(&from, &to, msg);
@@ -290,9 +300,10 @@ impl World {
 
     pub(crate) fn crash(&mut self, who: &BaseboardId) {
         let Some(sled) = self.sleds.get_mut(who) else { return };
-        if sled.live.take().is_none() {
+        if !sled.is_up() {
             return;
         }
+        sled.embedded.crash();
         sled.crash_after_persist = false;
         for peer in self.net.peers_of(who) {
             self.disconnect(who, &peer);
@@ -301,8 +312,8 @@ impl World {
 
     /// Wipes a crashed sled's durable state.
     pub(crate) fn apply_wipe(&mut self, who: &BaseboardId) {
-        if let Some(s) = self.sleds.get_mut(who).filter(|s| s.live.is_none()) {
-            s.disk = PersistentState::new();
+        if let Some(s) = self.sleds.get_mut(who).filter(|s| !s.is_up()) {
+            s.embedded.wipe();
             self.checker.on_wipe(who);
         }
     }
@@ -310,17 +321,15 @@ impl World {
     pub(crate) fn restart(&mut self, who: &BaseboardId) {
         let seed = self.options.seed;
         let Some(sled) = self.sleds.get_mut(who) else { return };
-        if sled.live.is_some() {
+        if sled.is_up() {
             return;
         }
         sled.incarnation = sled.incarnation.saturating_add(1);
         sled.down_until_ms = None;
         let stream = (sled.index << 16) | (sled.incarnation & 0xffff);
         let rng = ChaCha20Rng::seed_from_u64(subseed(seed, "sled", stream));
-        let mut ctx = NodeCtx::with_persistent_state(who.clone(), sled.disk.clone(), rng);
-        plant(&mut ctx, self.options.planted_bug);
-        let node = Node::new(&mut ctx);
-        sled.live = Some(Live { node, ctx });
+        let bug = self.options.planted_bug;
+        sled.embedded.start_with(rng, |ctx| plant(ctx, bug));
         for peer in self.up_sleds() {
             if peer != *who {
                 self.connect(who, &peer);
@@ -363,11 +372,11 @@ impl World {
             Event::Crash { sled } => self.crash(sled),
             Event::CrashAfterPersist { sled } => {
                 if let Some(s) = self.sleds.get_mut(sled) {
-                    s.crash_after_persist = s.live.is_some();
+                    s.crash_after_persist = s.is_up();
                 }
             }
             Event::WipeDisk { sled } => {
-                if self.sleds.get(sled).is_some_and(|s| s.live.is_none()) {
+                if self.sleds.get(sled).is_some_and(|s| !s.is_up()) {
                     if let Some(v) = crate::control::latest_view(self) {
                         // Its commit may be recorded already, or its
                         // "committed" answer still in flight.
@@ -376,7 +385,7 @@ impl World {
                         }) || self
                             .sleds
                             .get(sled)
-                            .is_some_and(|s| s.disk.commits().contains(&v.epoch));
+                            .is_some_and(|s| s.disk().commits().contains(&v.epoch));
                         if acked {
                             self.lost_after_commit.insert(sled.clone(), v.epoch);
                         }
@@ -443,7 +452,8 @@ impl World {
     /// The sled asks for the secret of its latest committed epoch, and the
     /// result (once ready) is checked for agreement.
     fn load_secret(&mut self, who: &BaseboardId) {
-        let Some(epoch) = self.sleds.get(who).and_then(|s| s.disk.latest_committed_epoch()) else {
+        let Some(epoch) = self.sleds.get(who).and_then(|s| s.disk().latest_committed_epoch())
+        else {
             return;
         };
         self.load_secret_epoch(who, epoch);
@@ -453,10 +463,10 @@ impl World {
         let Some(result) = self.call(who, |n, ctx| n.load_rack_secret(ctx, epoch)) else {
             return;
         };
-        let latest = self.sleds.get(who).and_then(|s| s.disk.latest_committed_epoch());
+        let latest = self.sleds.get(who).and_then(|s| s.disk().latest_committed_epoch());
         self.checker.load_postconditions(who, epoch, latest, &result);
         if let Ok(Some(secret)) = result {
-            let config = self.sleds.get(who).and_then(|s| s.disk.config(epoch));
+            let config = self.sleds.get(who).and_then(|s| s.disk().config(epoch));
             self.checker.on_secret(who, epoch, &secret, config);
         }
     }
@@ -473,7 +483,7 @@ impl World {
 
         // Faults first, each with its own probability.
         if let Some(s) = any.clone() {
-            let up = self.sleds.get(&s).is_some_and(|x| x.live.is_some());
+            let up = self.sleds.get(&s).is_some_and(Sled::is_up);
             let wipeable = !up && self.wipes == 0 && crate::control::wipe_is_survivable(self, &s);
             let rng = &mut self.chooser;
             if up && chance(rng, plan.crash) {
@@ -520,7 +530,7 @@ impl World {
         let restartable: Vec<BaseboardId> = self
             .sleds
             .iter()
-            .filter(|(_, s)| s.live.is_none() && s.down_until_ms.is_none_or(|t| t <= now))
+            .filter(|(_, s)| !s.is_up() && s.down_until_ms.is_none_or(|t| t <= now))
             .map(|(k, _)| k.clone())
             .collect();
         let rng = &mut self.chooser;
@@ -531,8 +541,8 @@ impl World {
         }
         // Reconnect a pair of up sleds that lost their connection.
         if let (Some(a), Some(b)) = (pick(rng, &sleds), pick(rng, &sleds)) {
-            let both_up = self.sleds.get(&a).is_some_and(|x| x.live.is_some())
-                && self.sleds.get(&b).is_some_and(|x| x.live.is_some());
+            let both_up = self.sleds.get(&a).is_some_and(Sled::is_up)
+                && self.sleds.get(&b).is_some_and(Sled::is_up);
             if a != b
                 && both_up
                 && !self.net.is_connected(&a, &b)
@@ -593,12 +603,12 @@ impl World {
         h.update(&self.clock_ms.to_le_bytes());
         for (id, s) in &self.sleds {
             h.update(id.to_string().as_bytes());
-            h.update(&tq_types::codec::encode(&s.disk).unwrap_or_default());
-            h.update(&[u8::from(s.live.is_some())]);
-            if let Some(live) = &s.live {
-                let status = live.node.status(&live.ctx);
+            h.update(&tq_types::codec::encode(s.disk()).unwrap_or_default());
+            h.update(&[u8::from(s.is_up())]);
+            if let Some((node, ctx)) = s.embedded.live() {
+                let status = node.status(ctx);
                 h.update(&tq_types::codec::encode(&status).unwrap_or_default());
-                let coord = live.node.coordinator_status();
+                let coord = s.embedded.coordinator_status();
                 h.update(&tq_types::codec::encode(&coord).unwrap_or_default());
             }
         }
@@ -606,11 +616,4 @@ impl World {
         self.control.digest_into(&mut h);
         hex::encode(h.finalize().as_bytes().get(..8).unwrap_or_default())
     }
-}
-
-fn live_ctx<'a>(
-    sleds: &'a mut BTreeMap<BaseboardId, Sled>,
-    who: &BaseboardId,
-) -> Option<&'a mut NodeCtx> {
-    sleds.get_mut(who)?.live.as_mut().map(|l| &mut l.ctx)
 }

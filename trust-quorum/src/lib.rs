@@ -10,6 +10,8 @@
 
 pub mod control;
 pub mod crypto;
+#[cfg(feature = "harness")]
+pub mod harness;
 pub mod node;
 pub mod planted;
 

@@ -16,7 +16,7 @@ use tq_types::PeerMsgKind;
 
 fn counts(c: &Cluster, from: usize) -> [usize; 4] {
     let mut n = [0; 4];
-    for e in &c.sent[from..] {
+    for e in &c.sent()[from..] {
         let i = match e.msg.kind {
             PeerMsgKind::GetShare(_) => 0,
             PeerMsgKind::Share { .. } => 1,
@@ -44,7 +44,7 @@ fn reconfiguration_sends_each_message_once() {
         let fresh = n_new - keep;
         let new_members = ids((0..keep).chain(n_old..n_old + fresh));
         assert_eq!(new_members.len(), n_new);
-        let before = c.sent.len();
+        let before = c.sent().len();
         c.reconfigure(&id(0), 2, Some(1), &new_members);
         c.deliver_all();
         assert_eq!(c.acks(&id(0), 2).len(), n_new, "({n_old}, {n_new}) fully acked");
@@ -60,7 +60,7 @@ fn reconfiguration_sends_each_message_once() {
 fn initial_configuration_sends_only_prepares_and_acks() {
     for n in [3, 8, 32] {
         let mut c = Cluster::new(n, 1);
-        let before = c.sent.len();
+        let before = c.sent().len();
         c.reconfigure(&id(0), 1, None, &ids(0..n));
         c.deliver_all();
         assert_eq!(counts(&c, before), [0, 0, n - 1, n - 1]);

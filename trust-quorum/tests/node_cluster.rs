@@ -41,7 +41,7 @@ fn initial_configuration_commits_everywhere_for_3_8_32() {
             assert_eq!(c.load_secret(&m, 1), secret, "every member loads the same secret");
         }
         assert!(c.alarms().is_empty());
-        assert!(c.sled(&id(0)).node.coordinator_status().is_none(), "commit stops coordinating");
+        assert!(c.coordinator_status(&id(0)).is_none(), "commit stops coordinating");
     }
 }
 
@@ -107,10 +107,10 @@ fn node_that_missed_prepare_learns_by_commit_advance_and_computes_its_share() {
 
     // Back up, it tries to unlock with epoch 1; peers answer CommitAdvance.
     c.restart(&id(4));
-    let sent_before = c.sent.len();
+    let sent_before = c.sent().len();
     assert_eq!(c.call(&id(4), |n, ctx| n.load_rack_secret(ctx, Epoch(1))), Ok(None));
     c.deliver_all();
-    let advances = c.sent[sent_before..]
+    let advances = c.sent()[sent_before..]
         .iter()
         .filter(|e| e.to == id(4) && matches!(e.msg.kind, PeerMsgKind::CommitAdvance(_)))
         .count();
@@ -157,11 +157,11 @@ fn removed_node_is_told_it_is_expunged() {
         c.call(&id(4), |n, ctx| n.load_rack_secret(ctx, Epoch(1))),
         Err(tq_types::LoadRackSecretError::Expunged { .. })
     ));
-    let before = c.sent.len();
+    let before = c.sent().len();
     c.call(&id(0), |n, ctx| n.on_connect(ctx, id(4)));
     let m = tq_types::PeerMsg { rack_id: rack(), kind: PeerMsgKind::GetShare(Epoch(1)) };
     c.call(&id(4), |n, ctx| n.handle(ctx, id(0), m));
-    assert!(c.sent[before..].iter().all(|e| e.from != id(4)), "expunged node stays silent");
+    assert!(c.sent()[before..].iter().all(|e| e.from != id(4)), "expunged node stays silent");
 }
 
 #[test]
@@ -170,8 +170,8 @@ fn same_seed_gives_identical_bytes() {
         let mut c = Cluster::new(6, seed);
         c.reconfigure_and_commit(&id(0), 1, None, &ids(0..5));
         c.reconfigure_and_commit(&id(1), 2, Some(1), &ids(1..6));
-        let disks = c.sleds.values().map(|s| s.disk.clone()).collect();
-        let sent = c.sent.iter().map(|e| tq_types::codec::encode(e).unwrap()).collect();
+        let disks = c.rack.sleds().values().map(|s| s.disk().encode().unwrap()).collect();
+        let sent = c.sent().iter().map(|e| tq_types::codec::encode(e).unwrap()).collect();
         (disks, sent)
     }
     let a = run(7);

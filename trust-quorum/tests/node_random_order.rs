@@ -26,14 +26,14 @@ use tq_types::{BaseboardId, CommitRequest, CommitStatus, Epoch, PrepareAndCommit
 /// probability it loses the message instead of delivering it.
 fn chaotic_step(c: &mut Cluster, rng: &mut ChaCha20Rng, restart_pct: u64) {
     if rng.next_u64() % 100 < restart_pct {
-        let victim = id((rng.next_u64() % c.sleds.len() as u64) as usize);
+        let victim = id((rng.next_u64() % c.rack.sleds().len() as u64) as usize);
         c.crash(&victim);
         c.restart(&victim);
     }
-    if !c.net.is_empty() {
-        let i = (rng.next_u64() % c.net.len() as u64) as usize;
+    if !c.net().is_empty() {
+        let i = (rng.next_u64() % c.net().len() as u64) as usize;
         if rng.next_u64() % 100 < restart_pct {
-            c.net.remove(i);
+            c.net().remove(i);
         } else {
             c.deliver_at(i);
         }
@@ -75,14 +75,14 @@ fn change(
         let coordinator = candidates[(rng.next_u64() % candidates.len() as u64) as usize].clone();
         c.reconfigure(&coordinator, epoch, last, members);
         for _ in 0..10_000 {
-            match c.sled(&coordinator).node.coordinator_status() {
+            match c.coordinator_status(&coordinator) {
                 None => break, // restarted: abort and retry at the next epoch
                 Some(s) if s.acked_prepares.len() >= needed => {
                     break 'attempt (coordinator, s.config);
                 }
                 Some(_) => {}
             }
-            if c.net.is_empty() {
+            if c.net().is_empty() {
                 flap(c, members);
             }
             chaotic_step(c, rng, restart_pct);
@@ -100,10 +100,10 @@ fn change(
             }
             let status = if c.state(m).is_prepared(config.epoch) {
                 let req = CommitRequest { rack_id: rack(), epoch: config.epoch };
-                c.call(m, |n, ctx| n.commit_configuration(ctx, req)).ok()
+                c.request(m, |n, ctx| n.commit_configuration(ctx, req)).ok()
             } else {
                 let req = PrepareAndCommitRequest { config: config.clone() };
-                c.call(m, |n, ctx| n.prepare_and_commit(ctx, req)).ok()
+                c.request(m, |n, ctx| n.prepare_and_commit(ctx, req)).ok()
             };
             if status == Some(CommitStatus::Committed) {
                 committed.insert(m.clone());
@@ -115,7 +115,7 @@ fn change(
         for _ in 0..20 {
             chaotic_step(c, rng, restart_pct);
         }
-        if c.net.is_empty() {
+        if c.net().is_empty() {
             // Connections flap: every node resends what it still needs.
             flap(c, members);
         }

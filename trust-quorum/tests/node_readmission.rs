@@ -18,7 +18,6 @@ use support::{Cluster, id, ids, rack};
 use tq_types::{
     CommitStatus, Epoch, PeerMsg, PeerMsgKind, PrepareAndCommitError, PrepareAndCommitRequest,
 };
-use trust_quorum::PersistentState;
 
 /// Epochs 1 to 3 committed, sled 5 removed by 3 and wiped; it stays down.
 fn removed_and_wiped() -> Cluster {
@@ -32,7 +31,7 @@ fn removed_and_wiped() -> Cluster {
     // Epoch 3 removes sled 5.
     c.reconfigure_and_commit(&id(0), 3, Some(2), &ids(0..5));
     // Its disk is lost.
-    c.sleds.get_mut(&id(5)).unwrap().disk = PersistentState::new().encode().unwrap();
+    c.wipe(&id(5));
     c
 }
 
@@ -45,23 +44,23 @@ fn stale_request_expunges(c: &mut Cluster, latest: u64) {
     assert!(c.state(&id(5)).configs().is_empty(), "the sled starts blank");
     // A prepare the coordinator of a pending epoch re-sent on connect is lost
     // with its connection: the expunged answer gets there first.
-    c.net.retain(|e| !matches!(e.msg.kind, PeerMsgKind::Prepare { .. }));
+    c.net().retain(|e| !matches!(e.msg.kind, PeerMsgKind::Prepare { .. }));
     let req = PrepareAndCommitRequest { config: config2.clone() };
-    let out = c.call(&id(5), |n, ctx| n.prepare_and_commit(ctx, req));
+    let out = c.request(&id(5), |n, ctx| n.prepare_and_commit(ctx, req));
     assert_eq!(out, Ok(CommitStatus::Pending), "a blank sled takes the stale epoch");
     c.deliver_all();
     let ex = c.state(&id(5)).expunged().cloned().expect("expunged by a member");
     assert_eq!(ex.epoch, Epoch(latest));
     // The stale epoch itself stays refused.
     let req = PrepareAndCommitRequest { config: config2 };
-    let out = c.call(&id(5), |n, ctx| n.prepare_and_commit(ctx, req));
+    let out = c.request(&id(5), |n, ctx| n.prepare_and_commit(ctx, req));
     assert_eq!(out, Err(PrepareAndCommitError::Expunged { epoch: Epoch(latest), from: ex.from }));
 }
 
 /// Sled 5 committed epoch 4, holds the right share, is no longer expunged
 /// (durably), and reconstructs the same secrets as the others.
 fn settled(c: &mut Cluster) {
-    let disk = PersistentState::decode(&c.sled(&id(5)).disk).unwrap();
+    let disk = c.state(&id(5));
     assert_eq!(disk.expunged(), None, "re-admission is durable");
     assert_eq!(disk.latest_committed_epoch(), Some(Epoch(4)));
     assert!(disk.is_prepared(Epoch(4)));
@@ -118,16 +117,16 @@ fn only_a_later_configuration_listing_the_sled_readmits_it() {
         (0, PeerMsgKind::CommitAdvance(config5.clone())),
         (1, PeerMsgKind::GetShare(Epoch(2))),
     ] {
-        let disk = c.sled(&id(5)).disk.clone();
+        let disk = c.state(&id(5)).clone();
         c.call(&id(5), |n, ctx| n.handle(ctx, id(from), msg(kind)));
-        assert_eq!(c.sled(&id(5)).disk, disk);
-        assert!(c.net.is_empty());
+        assert_eq!(*c.state(&id(5)), disk);
+        assert!(c.net().is_empty());
     }
     let req = PrepareAndCommitRequest { config: config4 };
-    let out = c.call(&id(5), |n, ctx| n.prepare_and_commit(ctx, req));
+    let out = c.request(&id(5), |n, ctx| n.prepare_and_commit(ctx, req));
     assert!(matches!(out, Err(PrepareAndCommitError::Expunged { epoch: Epoch(4), .. })));
     let req = PrepareAndCommitRequest { config: config5 };
-    let out = c.call(&id(5), |n, ctx| n.prepare_and_commit(ctx, req));
+    let out = c.request(&id(5), |n, ctx| n.prepare_and_commit(ctx, req));
     assert_eq!(out, Err(PrepareAndCommitError::NotAMember(Epoch(5))));
     assert_eq!(c.state(&id(5)).expunged().cloned(), expunged);
 }

@@ -23,6 +23,7 @@ use tq_types::{
     LoadRackSecretError, PeerMsg, PeerMsgKind, PrepareAndCommitError, PrepareAndCommitRequest,
     RackId, RackIdMismatch, ReconfigurationError, ReconfigureMsg, Share, Threshold,
 };
+use trust_quorum::node::Reply;
 
 fn other_rack() -> RackId {
     RackId(uuid::Uuid::from_u128(0xbad))
@@ -47,10 +48,25 @@ fn assert_no_effect<T>(
     f: impl FnOnce(&mut trust_quorum::Node, &mut trust_quorum::NodeCtx) -> T,
 ) -> T {
     let before = disk(c, who);
-    let sent = c.sent.len();
+    let sent = c.sent().len();
     let out = c.call(&id(who), f);
     assert_eq!(disk(c, who), before, "persistent state changed");
-    assert_eq!(c.sent.len(), sent, "something was sent: {:?}", &c.sent[sent..]);
+    assert_eq!(c.sent().len(), sent, "something was sent: {:?}", &c.sent()[sent..]);
+    assert!(c.alarms().is_empty(), "alarms: {:?}", c.alarms());
+    out
+}
+
+/// [`assert_no_effect`] for a control-plane request: its answer, released.
+fn assert_no_effect_req<T>(
+    c: &mut Cluster,
+    who: usize,
+    f: impl FnOnce(&mut trust_quorum::Node, &mut trust_quorum::NodeCtx) -> Reply<T>,
+) -> T {
+    let before = disk(c, who);
+    let sent = c.sent().len();
+    let out = c.request(&id(who), f);
+    assert_eq!(disk(c, who), before, "persistent state changed");
+    assert_eq!(c.sent().len(), sent, "something was sent: {:?}", &c.sent()[sent..]);
     assert!(c.alarms().is_empty(), "alarms: {:?}", c.alarms());
     out
 }
@@ -77,11 +93,11 @@ fn reconfigure(
 /// The Prepare envelope for `to` queued by a coordinator of epoch 2.
 fn pending_prepare(c: &mut Cluster, to: usize) -> Envelope {
     let i = c
-        .net
+        .net()
         .iter()
         .position(|e| e.to == id(to) && matches!(e.msg.kind, PeerMsgKind::Prepare { .. }))
         .expect("a queued prepare");
-    c.net.remove(i)
+    c.net().remove(i)
 }
 
 /// Starts epoch 2 ({0..5}) at sled 1 and delivers until the prepares are
@@ -89,7 +105,7 @@ fn pending_prepare(c: &mut Cluster, to: usize) -> Envelope {
 fn epoch2_prepares_queued() -> Cluster {
     let mut c = committed();
     c.reconfigure(&id(1), 2, Some(1), &ids(0..6));
-    while !c.net.iter().any(|e| matches!(e.msg.kind, PeerMsgKind::Prepare { .. })) {
+    while !c.net().iter().any(|e| matches!(e.msg.kind, PeerMsgKind::Prepare { .. })) {
         c.deliver_at(0);
     }
     c
@@ -142,13 +158,13 @@ fn reconfigure_rejections_are_typed_and_change_nothing() {
         ),
     ];
     for (m, err) in cases {
-        let out = assert_no_effect(&mut c, 0, |n, ctx| n.coordinate_reconfiguration(ctx, m));
+        let out = assert_no_effect_req(&mut c, 0, |n, ctx| n.coordinate_reconfiguration(ctx, m));
         assert_eq!(out, Err(err));
-        assert!(c.sled(&id(0)).node.coordinator_status().is_none());
+        assert!(c.coordinator_status(&id(0)).is_none());
     }
     // 33 members is over the limit too.
     let big: BTreeSet<_> = (0..33).map(id).collect();
-    let out = assert_no_effect(&mut c, 0, |n, ctx| {
+    let out = assert_no_effect_req(&mut c, 0, |n, ctx| {
         n.coordinate_reconfiguration(ctx, reconfigure(2, Some(1), big, 17))
     });
     assert_eq!(
@@ -156,7 +172,7 @@ fn reconfigure_rejections_are_typed_and_change_nothing() {
         Err(ReconfigurationError::Invalid(InvalidConfiguration::MembershipSize { members: 33 }))
     );
     // A blank node refuses epoch 0.
-    let out = assert_no_effect(&mut c, 5, |n, ctx| {
+    let out = assert_no_effect_req(&mut c, 5, |n, ctx| {
         n.coordinate_reconfiguration(ctx, reconfigure(0, None, ids(3..6), 2))
     });
     assert_eq!(
@@ -169,13 +185,14 @@ fn reconfigure_rejections_are_typed_and_change_nothing() {
 fn reconfigure_while_coordinating() {
     let mut c = committed();
     let req = reconfigure(3, Some(1), ids(0..5), 3);
-    c.call(&id(0), |n, ctx| n.coordinate_reconfiguration(ctx, req.clone())).unwrap();
+    c.request(&id(0), |n, ctx| n.coordinate_reconfiguration(ctx, req.clone())).unwrap();
     // Identical repeat: accepted, nothing new sent.
-    let out = assert_no_effect(&mut c, 0, |n, ctx| n.coordinate_reconfiguration(ctx, req.clone()));
+    let out =
+        assert_no_effect_req(&mut c, 0, |n, ctx| n.coordinate_reconfiguration(ctx, req.clone()));
     assert_eq!(out, Ok(()));
     // Lower epoch, and the same epoch with other content: refused.
     let lower = reconfigure(2, Some(1), ids(0..5), 3);
-    let out = assert_no_effect(&mut c, 0, |n, ctx| n.coordinate_reconfiguration(ctx, lower));
+    let out = assert_no_effect_req(&mut c, 0, |n, ctx| n.coordinate_reconfiguration(ctx, lower));
     assert_eq!(
         out,
         Err(ReconfigurationError::AlreadyCoordinating {
@@ -184,7 +201,7 @@ fn reconfigure_while_coordinating() {
         })
     );
     let other = reconfigure(3, Some(1), ids(0..4), 3);
-    let out = assert_no_effect(&mut c, 0, |n, ctx| n.coordinate_reconfiguration(ctx, other));
+    let out = assert_no_effect_req(&mut c, 0, |n, ctx| n.coordinate_reconfiguration(ctx, other));
     assert_eq!(
         out,
         Err(ReconfigurationError::AlreadyCoordinating {
@@ -192,7 +209,7 @@ fn reconfigure_while_coordinating() {
             requested: Epoch(3)
         })
     );
-    assert_eq!(c.sled(&id(0)).node.coordinator_status().unwrap().config.epoch, Epoch(3));
+    assert_eq!(c.coordinator_status(&id(0)).unwrap().config.epoch, Epoch(3));
 }
 
 // ---- commit ----
@@ -200,24 +217,24 @@ fn reconfigure_while_coordinating() {
 #[test]
 fn commit_rejections() {
     let mut c = committed();
-    let out = assert_no_effect(&mut c, 0, |n, ctx| {
+    let out = assert_no_effect_req(&mut c, 0, |n, ctx| {
         n.commit_configuration(ctx, CommitRequest { rack_id: other_rack(), epoch: Epoch(2) })
     });
     assert_eq!(
         out,
         Err(CommitError::RackIdMismatch(RackIdMismatch { expected: rack(), got: other_rack() }))
     );
-    let out = assert_no_effect(&mut c, 0, |n, ctx| {
+    let out = assert_no_effect_req(&mut c, 0, |n, ctx| {
         n.commit_configuration(ctx, CommitRequest { rack_id: rack(), epoch: Epoch(7) })
     });
     assert_eq!(out, Err(CommitError::NotPrepared(Epoch(7))));
     // Already committed: success without change.
-    let out = assert_no_effect(&mut c, 0, |n, ctx| {
+    let out = assert_no_effect_req(&mut c, 0, |n, ctx| {
         n.commit_configuration(ctx, CommitRequest { rack_id: rack(), epoch: Epoch(1) })
     });
     assert_eq!(out, Ok(CommitStatus::Committed));
     // A blank node has nothing prepared.
-    let out = assert_no_effect(&mut c, 5, |n, ctx| {
+    let out = assert_no_effect_req(&mut c, 5, |n, ctx| {
         n.commit_configuration(ctx, CommitRequest { rack_id: rack(), epoch: Epoch(1) })
     });
     assert_eq!(out, Err(CommitError::NotPrepared(Epoch(1))));
@@ -231,7 +248,7 @@ fn commit_of_an_older_uncommitted_epoch_is_pending() {
     c.deliver_all();
     c.reconfigure_and_commit(&id(2), 3, Some(1), &ids(0..5));
     assert!(c.state(&id(0)).is_prepared(Epoch(2)));
-    let out = assert_no_effect(&mut c, 0, |n, ctx| {
+    let out = assert_no_effect_req(&mut c, 0, |n, ctx| {
         n.commit_configuration(ctx, CommitRequest { rack_id: rack(), epoch: Epoch(2) })
     });
     assert_eq!(out, Ok(CommitStatus::Pending));
@@ -246,7 +263,7 @@ fn prepare_and_commit_rejections() {
     let pac = |config: Configuration| PrepareAndCommitRequest { config };
 
     let wrong_rack = Configuration { rack_id: other_rack(), ..config.clone() };
-    let out = assert_no_effect(&mut c, 0, |n, ctx| n.prepare_and_commit(ctx, pac(wrong_rack)));
+    let out = assert_no_effect_req(&mut c, 0, |n, ctx| n.prepare_and_commit(ctx, pac(wrong_rack)));
     assert_eq!(
         out,
         Err(PrepareAndCommitError::RackIdMismatch(RackIdMismatch {
@@ -255,10 +272,11 @@ fn prepare_and_commit_rejections() {
         }))
     );
     let bad_k = Configuration { threshold: Threshold(9), epoch: Epoch(2), ..config.clone() };
-    let out = assert_no_effect(&mut c, 0, |n, ctx| n.prepare_and_commit(ctx, pac(bad_k)));
+    let out = assert_no_effect_req(&mut c, 0, |n, ctx| n.prepare_and_commit(ctx, pac(bad_k)));
     assert!(matches!(out, Err(PrepareAndCommitError::Invalid(_))), "{out:?}");
     let bad_coordinator = Configuration { coordinator: id(9), epoch: Epoch(2), ..config.clone() };
-    let out = assert_no_effect(&mut c, 0, |n, ctx| n.prepare_and_commit(ctx, pac(bad_coordinator)));
+    let out =
+        assert_no_effect_req(&mut c, 0, |n, ctx| n.prepare_and_commit(ctx, pac(bad_coordinator)));
     assert_eq!(
         out,
         Err(PrepareAndCommitError::Invalid(InvalidConfiguration::CoordinatorNotMember {
@@ -266,10 +284,12 @@ fn prepare_and_commit_rejections() {
         }))
     );
     // Sled 5 is not a member of epoch 1.
-    let out = assert_no_effect(&mut c, 5, |n, ctx| n.prepare_and_commit(ctx, pac(config.clone())));
+    let out =
+        assert_no_effect_req(&mut c, 5, |n, ctx| n.prepare_and_commit(ctx, pac(config.clone())));
     assert_eq!(out, Err(PrepareAndCommitError::NotAMember(Epoch(1))));
     // Already committed: no change.
-    let out = assert_no_effect(&mut c, 0, |n, ctx| n.prepare_and_commit(ctx, pac(config.clone())));
+    let out =
+        assert_no_effect_req(&mut c, 0, |n, ctx| n.prepare_and_commit(ctx, pac(config.clone())));
     assert_eq!(out, Ok(CommitStatus::Committed));
 }
 
@@ -282,13 +302,13 @@ fn prepare_and_commit_with_a_conflicting_configuration_raises_an_alarm() {
     let mut conflicting = c.state(&id(3)).config(Epoch(2)).unwrap().clone();
     conflicting.members.values_mut().next().unwrap().0[0] ^= 1;
     let before = disk(&c, 3);
-    let out = c.call(&id(3), |n, ctx| {
+    let out = c.request(&id(3), |n, ctx| {
         n.prepare_and_commit(ctx, PrepareAndCommitRequest { config: conflicting })
     });
     assert_eq!(out, Err(PrepareAndCommitError::ConflictingConfiguration(Epoch(2))));
     assert_eq!(disk(&c, 3), before);
     assert_eq!(
-        c.sled(&id(3)).ctx.alarms(),
+        c.ctx(&id(3)).alarms(),
         &[Alarm::MismatchedConfigurations { epoch: Epoch(2), from: None }]
     );
 }
@@ -330,11 +350,11 @@ fn bad_prepares_are_ignored_without_reply() {
     c.call(&id(3), |n, ctx| n.handle(ctx, from.clone(), good.msg.clone()));
     assert!(c.state(&id(3)).is_prepared(Epoch(2)));
     let before = disk(&c, 3);
-    let sent = c.sent.len();
+    let sent = c.sent().len();
     c.call(&id(3), |n, ctx| n.handle(ctx, from.clone(), good.msg.clone()));
     assert_eq!(disk(&c, 3), before);
     assert!(matches!(
-        c.sent[sent..],
+        c.sent()[sent..],
         [Envelope { msg: PeerMsg { kind: PeerMsgKind::PrepareAck(Epoch(2)), .. }, .. }]
     ));
 
@@ -344,12 +364,12 @@ fn bad_prepares_are_ignored_without_reply() {
     conflicting.members.values_mut().last().unwrap().0[0] ^= 1;
     conflicting.members.insert(id(3), config.members[&id(3)]);
     let before = disk(&c, 3);
-    let sent = c.sent.len();
+    let sent = c.sent().len();
     c.call(&id(3), |n, ctx| n.handle(ctx, from.clone(), prepare(conflicting, share.clone())));
     assert_eq!(disk(&c, 3), before);
-    assert_eq!(c.sent.len(), sent);
+    assert_eq!(c.sent().len(), sent);
     assert_eq!(
-        c.sled(&id(3)).ctx.alarms(),
+        c.ctx(&id(3)).alarms(),
         &[Alarm::MismatchedConfigurations { epoch: Epoch(2), from: Some(from.clone()) }]
     );
 }
@@ -359,7 +379,7 @@ fn stale_prepare_after_a_later_commit_is_ignored() {
     let mut c = epoch2_prepares_queued();
     let stale = pending_prepare(&mut c, 4);
     // Epoch 2 is abandoned; epoch 3 commits everywhere.
-    c.net.clear();
+    c.net().clear();
     c.crash(&id(1));
     c.restart(&id(1));
     c.reconfigure_and_commit(&id(2), 3, Some(1), &ids(0..5));
@@ -377,10 +397,10 @@ fn bad_prepare_acks_are_not_counted() {
     assert_eq!(acked.len(), 6);
     // A fresh coordination with nothing acknowledged yet.
     c.reconfigure(&id(1), 3, Some(1), &ids(0..5));
-    while !c.net.iter().any(|e| matches!(e.msg.kind, PeerMsgKind::Prepare { .. })) {
+    while !c.net().iter().any(|e| matches!(e.msg.kind, PeerMsgKind::Prepare { .. })) {
         c.deliver_at(0);
     }
-    c.net.clear();
+    c.net().clear();
     assert_eq!(c.acks(&id(1), 3), BTreeSet::from([id(1)]));
     for (from, epoch) in [(id(5), 3), (id(9), 3), (id(2), 2), (id(2), 4)] {
         let m = msg(PeerMsgKind::PrepareAck(Epoch(epoch)));
@@ -405,9 +425,9 @@ fn get_share_answers() {
     let mut c = committed();
     c.reconfigure_and_commit(&id(0), 2, Some(1), &ids(0..4));
     let answer = |c: &mut Cluster, from: usize, to: usize, epoch: u64| -> Vec<PeerMsgKind> {
-        let sent = c.sent.len();
+        let sent = c.sent().len();
         c.call(&id(to), |n, ctx| n.handle(ctx, id(from), msg(PeerMsgKind::GetShare(Epoch(epoch)))));
-        c.sent[sent..].iter().map(|e| e.msg.kind.clone()).collect()
+        c.sent()[sent..].iter().map(|e| e.msg.kind.clone()).collect()
     };
     // Asking for an older epoch: a member gets the newer config...
     let config2 = c.state(&id(0)).config(Epoch(2)).unwrap().clone();
@@ -432,10 +452,10 @@ fn bad_shares_are_not_counted() {
     let mut c = committed();
     let good1 = c.state(&id(1)).share(Epoch(1)).unwrap().clone();
     let good2 = c.state(&id(2)).share(Epoch(1)).unwrap().clone();
-    c.net.clear();
+    c.net().clear();
     // Sled 0 starts loading; drop the requests so only our shares arrive.
     assert_eq!(c.call(&id(0), |n, ctx| n.load_rack_secret(ctx, Epoch(1))), Ok(None));
-    c.net.clear();
+    c.net().clear();
     let share_msg =
         |epoch: u64, share: Share| msg(PeerMsgKind::Share { epoch: Epoch(epoch), share });
     let mut flipped = good1.as_bytes().to_vec();
@@ -450,7 +470,7 @@ fn bad_shares_are_not_counted() {
     for (from, m) in bad {
         assert_no_effect(&mut c, 0, |n, ctx| n.handle(ctx, from.clone(), m));
         assert_eq!(c.call(&id(0), |n, ctx| n.load_rack_secret(ctx, Epoch(1))), Ok(None));
-        c.net.clear();
+        c.net().clear();
     }
     // A duplicate of a good share counts once: with K = 3, own + sled 1
     // twice is still pending; sled 2's share completes it.
@@ -458,7 +478,7 @@ fn bad_shares_are_not_counted() {
         c.call(&id(0), |n, ctx| n.handle(ctx, id(1), share_msg(1, good1.clone())));
     }
     assert_eq!(c.call(&id(0), |n, ctx| n.load_rack_secret(ctx, Epoch(1))), Ok(None));
-    c.net.clear();
+    c.net().clear();
     c.call(&id(0), |n, ctx| n.handle(ctx, id(2), share_msg(1, good2)));
     let secret = c.call(&id(0), |n, ctx| n.load_rack_secret(ctx, Epoch(1))).unwrap();
     assert!(secret.is_some());
@@ -506,16 +526,16 @@ fn expunged_notices() {
     c.call(&id(3), |n, ctx| n.handle(ctx, id(0), msg(PeerMsgKind::Expunged(Epoch(2)))));
     let ex = c.state(&id(3)).expunged().cloned().unwrap();
     assert_eq!((ex.epoch, ex.from.clone()), (Epoch(2), id(0)));
-    let out = assert_no_effect(&mut c, 3, |n, ctx| {
+    let out = assert_no_effect_req(&mut c, 3, |n, ctx| {
         n.coordinate_reconfiguration(ctx, reconfigure(5, Some(1), ids(0..5), 3))
     });
     assert_eq!(out, Err(ReconfigurationError::Expunged { epoch: Epoch(2), from: id(0) }));
-    let out = assert_no_effect(&mut c, 3, |n, ctx| {
+    let out = assert_no_effect_req(&mut c, 3, |n, ctx| {
         n.commit_configuration(ctx, CommitRequest { rack_id: rack(), epoch: Epoch(2) })
     });
     assert_eq!(out, Err(CommitError::Expunged { epoch: Epoch(2), from: id(0) }));
     let config = c.state(&id(3)).config(Epoch(2)).unwrap().clone();
-    let out = assert_no_effect(&mut c, 3, |n, ctx| {
+    let out = assert_no_effect_req(&mut c, 3, |n, ctx| {
         n.prepare_and_commit(ctx, PrepareAndCommitRequest { config })
     });
     assert_eq!(out, Err(PrepareAndCommitError::Expunged { epoch: Epoch(2), from: id(0) }));
@@ -558,18 +578,18 @@ fn reconnecting_resends_what_is_still_needed() {
     // The prepare to sled 5 is lost with its connection.
     let _ = pending_prepare(&mut c, 5);
     c.call(&id(1), |n, ctx| n.on_disconnect(ctx, &id(5)));
-    let sent = c.sent.len();
+    let sent = c.sent().len();
     c.call(&id(1), |n, ctx| n.on_connect(ctx, id(5)));
-    let resent: Vec<&Envelope> = c.sent[sent..].iter().collect();
+    let resent: Vec<&Envelope> = c.sent()[sent..].iter().collect();
     assert!(
         matches!(resent.as_slice(), [e] if e.to == id(5) && matches!(e.msg.kind, PeerMsgKind::Prepare { .. })),
         "{resent:?}"
     );
     // A peer that already acked gets nothing on reconnect.
     c.deliver_all();
-    let sent = c.sent.len();
+    let sent = c.sent().len();
     c.call(&id(1), |n, ctx| n.on_connect(ctx, id(3)));
-    assert_eq!(c.sent.len(), sent);
+    assert_eq!(c.sent().len(), sent);
     // Connecting to oneself is ignored.
     assert_no_effect(&mut c, 1, |n, ctx| n.on_connect(ctx, id(1)));
 }

@@ -2,23 +2,27 @@
 //! epoch with its state and its members' states, and the activation status
 //! of newly joined sleds (docs/protocol.md section 5).
 //!
-//! All transitions live here. Each is applied by [`super::ControlPlane`] to
+//! All transitions live here, except proposing a new configuration, which
+//! lives in `proposal.rs`. Each is applied by [`super::ControlPlane`] to
 //! a draft copy of the ledger that replaces the real one only when the whole
 //! operation succeeded, so a rejection never leaves a partial change.
+//!
+//! The ledger rules are in `ledger_rules.rs`, the operator's views in
+//! `views.rs`.
 
 use core::fmt;
 use std::collections::{BTreeMap, BTreeSet};
 
-use rand_core::CryptoRng;
 use serde::{Deserialize, Serialize};
 use tq_types::membership::serde_member_map;
 use tq_types::{
     BaseboardId, ConfigState, Configuration, CoordinatorStatus, EncryptedRackSecrets, Epoch,
-    MemberState, RackId, RackMembershipStatus, ReconfigurationError, ReconfigureMsg, Threshold,
-    Timestamp, TrustQuorumConfig, TrustQuorumMemberData,
+    MemberState, RackId, ReconfigurationError, ReconfigureMsg, Threshold, Timestamp,
+    TrustQuorumMemberData,
 };
 
-use super::policy::{Policy, required_acks};
+use super::errors::ConfigMismatch;
+use super::policy::required_acks;
 
 /// The durable state of the control plane for one rack.
 ///
@@ -33,14 +37,14 @@ use super::policy::{Policy, required_acks};
 #[derive(Clone, PartialEq, Eq, Debug, Default, Serialize, Deserialize)]
 pub struct Ledger {
     generation: u64,
-    rack_id: Option<RackId>,
-    configs: BTreeMap<Epoch, ConfigRecord>,
+    pub(super) rack_id: Option<RackId>,
+    pub(super) configs: BTreeMap<Epoch, ConfigRecord>,
     /// Sleds in service, which the control plane can address directly.
     active: BTreeSet<BaseboardId>,
     /// Sleds that joined through a later configuration, with their activation
     /// status.
     #[serde(with = "serde_member_map")]
-    activations: BTreeMap<BaseboardId, ActivationRecord>,
+    pub(super) activations: BTreeMap<BaseboardId, ActivationRecord>,
 }
 
 /// One configuration as the control plane records it.
@@ -134,152 +138,6 @@ impl fmt::Display for AbortReason {
     }
 }
 
-/// A ledger that breaks one of the control plane's rules (docs/protocol.md
-/// section 7.3, "Ledger"), found when loading it.
-#[derive(Clone, PartialEq, Eq, Debug, thiserror::Error)]
-pub enum LedgerError {
-    /// Configurations exist without a rack id, or a rack id without an
-    /// initial configuration.
-    #[error("the rack id and the configurations disagree about whether the rack is initialized")]
-    RackIdInconsistent,
-    /// Epochs are not 1, 2, 3, ... without gaps.
-    #[error("epochs are not sequential: expected epoch {expected}, found {found}")]
-    EpochGap {
-        /// The epoch that should come next.
-        expected: Epoch,
-        /// The epoch found instead.
-        found: Epoch,
-    },
-    /// A configuration that is not the latest is still preparing or
-    /// committing.
-    #[error("epoch {epoch} is {state} but is not the latest configuration")]
-    ActiveNotLatest {
-        /// The configuration.
-        epoch: Epoch,
-        /// Its state.
-        state: ConfigState,
-    },
-    /// A configuration does not build on the newest committing or committed
-    /// configuration before it.
-    #[error("epoch {epoch} builds on {recorded:?} instead of {expected:?}")]
-    WrongLastCommitted {
-        /// The configuration.
-        epoch: Epoch,
-        /// What it records.
-        recorded: Option<Epoch>,
-        /// The newest committing or committed configuration before it.
-        expected: Option<Epoch>,
-    },
-    /// Size, threshold or coordinator of a configuration are invalid.
-    #[error("epoch {epoch} has an invalid membership, threshold or coordinator")]
-    InvalidShape {
-        /// The configuration.
-        epoch: Epoch,
-    },
-    /// A member's state, digest and timestamps disagree, or a member is
-    /// committed in a configuration that is not committing.
-    #[error("member {member} of epoch {epoch} has an inconsistent record")]
-    InconsistentMember {
-        /// The configuration.
-        epoch: Epoch,
-        /// The member.
-        member: BaseboardId,
-    },
-    /// A configuration's state disagrees with its members' states or its
-    /// timestamps.
-    #[error("epoch {epoch} is {state} but its members or timestamps say otherwise")]
-    InconsistentState {
-        /// The configuration.
-        epoch: Epoch,
-        /// Its state.
-        state: ConfigState,
-    },
-    /// An activation record names an epoch without a commit of that sled.
-    #[error("activation record of {sled} names epoch {epoch}, where it did not commit")]
-    InconsistentActivation {
-        /// The sled.
-        sled: BaseboardId,
-        /// The epoch named.
-        epoch: Epoch,
-    },
-}
-
-/// A coordinator status whose configuration disagrees with the ledger.
-#[derive(Clone, PartialEq, Eq, Debug, thiserror::Error)]
-pub enum ConfigMismatch {
-    /// Another rack.
-    #[error("rack id {got} instead of {expected}")]
-    RackId {
-        /// The ledger's rack.
-        expected: RackId,
-        /// The status's rack.
-        got: RackId,
-    },
-    /// Another epoch.
-    #[error("epoch {got} instead of {expected}")]
-    Epoch {
-        /// The polled epoch.
-        expected: Epoch,
-        /// The status's epoch.
-        got: Epoch,
-    },
-    /// Another coordinator named in the configuration.
-    #[error("coordinator {got} instead of {expected}")]
-    Coordinator {
-        /// The ledger's coordinator.
-        expected: BaseboardId,
-        /// The configuration's coordinator.
-        got: BaseboardId,
-    },
-    /// Another membership.
-    #[error("membership differs: missing {missing:?}, unexpected {unexpected:?}")]
-    Members {
-        /// Ledger members absent from the status.
-        missing: BTreeSet<BaseboardId>,
-        /// Status members absent from the ledger.
-        unexpected: BTreeSet<BaseboardId>,
-    },
-    /// Another threshold.
-    #[error("threshold {got} instead of {expected}")]
-    Threshold {
-        /// The ledger's threshold.
-        expected: Threshold,
-        /// The status's threshold.
-        got: Threshold,
-    },
-    /// A share digest differs from the one already recorded.
-    #[error("share digest of {member} differs from the recorded one")]
-    Digest {
-        /// The member.
-        member: BaseboardId,
-    },
-    /// The sealed prior secrets differ from (or drop) the recorded ones.
-    #[error("encrypted rack secrets differ from the recorded ones")]
-    EncryptedRackSecrets,
-    /// Prepare acknowledgements are reported for a configuration that builds
-    /// on a committed one but carries no sealed prior secrets.
-    #[error("prepare acknowledgements without encrypted rack secrets")]
-    MissingEncryptedRackSecrets,
-    /// An acknowledgement from a node that is not a member.
-    #[error("prepare acknowledgement from non-member {member}")]
-    AckFromNonMember {
-        /// The node.
-        member: BaseboardId,
-    },
-}
-
-/// Why a proposal was refused (docs/protocol.md section 5.4); each operation
-/// maps it into its own error.
-#[derive(Clone, PartialEq, Eq, Debug)]
-pub(crate) enum ProposeError {
-    NotInitialized,
-    InProgress { epoch: Epoch },
-    MembershipSize { members: usize },
-    PreviousNotCommitted { epoch: Epoch, committed: usize, needed: usize },
-    NoCoordinatorCandidate { last_committed: Option<Epoch> },
-    EpochExhausted,
-}
-
 impl Ledger {
     /// Every recorded epoch, oldest first.
     pub(crate) fn epochs(&self) -> impl Iterator<Item = Epoch> + '_ {
@@ -294,55 +152,6 @@ impl Ledger {
     /// The rack, once initialized.
     pub fn rack_id(&self) -> Option<RackId> {
         self.rack_id
-    }
-
-    /// Checks every rule a ledger must satisfy (docs/protocol.md sections 5 and
-    /// 7.3): sequential epochs, at most one non-terminal configuration and
-    /// only as the latest, each configuration built on the newest committing
-    /// or committed one before it, aborted only from preparing, member
-    /// states consistent with digests, timestamps and the configuration's
-    /// state, and K+Z acknowledgements behind every commit.
-    pub fn validate(&self) -> Result<(), LedgerError> {
-        if self.rack_id.is_some() == self.configs.is_empty() {
-            return Err(LedgerError::RackIdInconsistent);
-        }
-        let latest = self.configs.keys().next_back().copied();
-        let mut expected = Epoch::INITIAL;
-        let mut newest_committed: Option<Epoch> = None;
-        for (&epoch, rec) in &self.configs {
-            if epoch != expected {
-                return Err(LedgerError::EpochGap { expected, found: epoch });
-            }
-            if !rec.state.is_terminal() && Some(epoch) != latest {
-                return Err(LedgerError::ActiveNotLatest { epoch, state: rec.state });
-            }
-            if rec.last_committed_epoch != newest_committed {
-                return Err(LedgerError::WrongLastCommitted {
-                    epoch,
-                    recorded: rec.last_committed_epoch,
-                    expected: newest_committed,
-                });
-            }
-            validate_record(epoch, rec, Some(epoch) == latest)?;
-            if rec.state.is_committed_or_committing() {
-                newest_committed = Some(epoch);
-            }
-            expected = epoch.next().unwrap_or(epoch);
-        }
-        for (sled, act) in &self.activations {
-            let committed = self
-                .configs
-                .get(&act.epoch)
-                .and_then(|rec| rec.members.get(sled))
-                .is_some_and(|m| m.state == MemberState::Committed);
-            if !committed {
-                return Err(LedgerError::InconsistentActivation {
-                    sled: sled.clone(),
-                    epoch: act.epoch,
-                });
-            }
-        }
-        Ok(())
     }
 
     pub(crate) fn bump_generation(&mut self) {
@@ -393,122 +202,6 @@ impl Ledger {
             .filter(|(sled, act)| act.time_activated.is_none() && base.members.contains_key(*sled))
             .map(|(sled, _)| sled.clone())
             .collect()
-    }
-
-    /// Inserts a validated proposal (docs/protocol.md section 5.4) for `members`
-    /// at the next epoch, building on the newest committing or committed
-    /// configuration. Mutates only on success, but callers still apply it to
-    /// a draft.
-    pub(crate) fn propose<R: CryptoRng + ?Sized>(
-        &mut self,
-        members: BTreeSet<BaseboardId>,
-        attempt: u32,
-        policy: &Policy,
-        now: Timestamp,
-        rng: &mut R,
-    ) -> Result<Epoch, ProposeError> {
-        if self.rack_id.is_none() {
-            return Err(ProposeError::NotInitialized);
-        }
-        let latest = self.latest().map(|(e, r)| (e, r.state));
-        if let Some((epoch, ConfigState::Preparing)) = latest {
-            return Err(ProposeError::InProgress { epoch });
-        }
-        let n = members.len();
-        let (Some(threshold), Some(z)) = (policy.threshold(n), policy.crash_tolerance(n)) else {
-            return Err(ProposeError::MembershipSize { members: n });
-        };
-        let epoch = match latest {
-            None => Epoch::INITIAL,
-            Some((e, _)) => e.next().ok_or(ProposeError::EpochExhausted)?,
-        };
-
-        let base = self.base().map(|(e, r)| (e, r.clone()));
-        if let Some((base_epoch, base_rec)) = &base
-            && base_rec.state == ConfigState::Committing
-        {
-            let committed = base_rec.count(MemberState::Committed);
-            let needed = required_acks(base_rec.threshold, base_rec.commit_crash_tolerance);
-            if committed < needed {
-                return Err(ProposeError::PreviousNotCommitted {
-                    epoch: *base_epoch,
-                    committed,
-                    needed,
-                });
-            }
-        }
-
-        let candidates: Vec<BaseboardId> = match &base {
-            None => members.iter().cloned().collect(),
-            Some((_, b)) => members
-                .iter()
-                .filter(|m| b.members.get(*m).is_some_and(|d| d.state == MemberState::Committed))
-                .cloned()
-                .collect(),
-        };
-        // Coordinators of aborted attempts since the base, newest first.
-        let base_epoch = base.as_ref().map(|(e, _)| *e);
-        let failed: Vec<BaseboardId> = self
-            .configs
-            .iter()
-            .rev()
-            .take_while(|(e, _)| Some(**e) != base_epoch)
-            .filter(|(_, r)| r.state == ConfigState::Aborted)
-            .map(|(_, r)| r.coordinator.clone())
-            .collect();
-        let avoid_all: Vec<BaseboardId> =
-            candidates.iter().filter(|c| !failed.contains(c)).cloned().collect();
-        let avoid_last: Vec<BaseboardId> =
-            candidates.iter().filter(|c| failed.first() != Some(*c)).cloned().collect();
-        let pool = if !avoid_all.is_empty() {
-            avoid_all
-        } else if !avoid_last.is_empty() {
-            avoid_last
-        } else {
-            candidates
-        };
-        let coordinator = pick_one(&pool, rng)
-            .ok_or(ProposeError::NoCoordinatorCandidate { last_committed: base_epoch })?;
-
-        if let Some((base_epoch, base_rec)) = &base
-            && base_rec.state == ConfigState::Committing
-            && let Some(b) = self.configs.get_mut(base_epoch)
-        {
-            b.state = ConfigState::CommittedPartially;
-            b.time_committed = Some(now);
-        }
-
-        let record = ConfigRecord {
-            last_committed_epoch: base_epoch,
-            state: ConfigState::Preparing,
-            threshold,
-            commit_crash_tolerance: z,
-            coordinator,
-            members: members
-                .into_iter()
-                .map(|m| {
-                    (
-                        m,
-                        TrustQuorumMemberData {
-                            share_digest: None,
-                            state: MemberState::Unacked,
-                            time_committed: None,
-                            time_prepared: None,
-                        },
-                    )
-                })
-                .collect(),
-            encrypted_rack_secrets: None,
-            abort_reason: None,
-            attempt,
-            time_created: now,
-            time_reconfigure_sent: None,
-            time_committing: None,
-            time_committed: None,
-            time_aborted: None,
-        };
-        self.configs.insert(epoch, record);
-        Ok(epoch)
     }
 
     /// Aborts the latest configuration if it is preparing. Returns the
@@ -684,47 +377,6 @@ impl Ledger {
         self.active.insert(sled.clone());
         Some(true)
     }
-
-    /// The detailed view of one configuration.
-    pub(crate) fn view(&self, epoch: Epoch) -> Option<TrustQuorumConfig> {
-        let rec = self.configs.get(&epoch)?;
-        Some(TrustQuorumConfig {
-            abort_reason: rec.abort_reason.as_ref().map(ToString::to_string),
-            commit_crash_tolerance: rec.commit_crash_tolerance,
-            coordinator: rec.coordinator.clone(),
-            encrypted_rack_secrets: rec.encrypted_rack_secrets.clone(),
-            epoch,
-            last_committed_epoch: rec.last_committed_epoch,
-            members: rec.members.clone(),
-            rack_id: self.rack_id?,
-            state: rec.state,
-            threshold: rec.threshold,
-            time_aborted: rec.time_aborted,
-            time_committed: rec.time_committed,
-            time_committing: rec.time_committing,
-            time_created: rec.time_created,
-        })
-    }
-
-    /// The operator's status of the change that created `epoch`.
-    pub(crate) fn status(&self, epoch: Epoch) -> Option<RackMembershipStatus> {
-        let rec = self.configs.get(&epoch)?;
-        Some(RackMembershipStatus {
-            epoch,
-            members: rec.members.keys().cloned().collect(),
-            rack_id: self.rack_id?,
-            state: rec.state.into(),
-            time_aborted: rec.time_aborted,
-            time_committed: rec.time_committed,
-            time_created: rec.time_created,
-            unacknowledged_members: rec
-                .members
-                .iter()
-                .filter(|(_, d)| d.state != MemberState::Committed)
-                .map(|(m, _)| m.clone())
-                .collect(),
-        })
-    }
 }
 
 impl ConfigRecord {
@@ -764,84 +416,4 @@ impl ConfigRecord {
             encrypted_rack_secrets: self.encrypted_rack_secrets.clone(),
         })
     }
-}
-
-fn validate_record(epoch: Epoch, rec: &ConfigRecord, is_latest: bool) -> Result<(), LedgerError> {
-    let n = rec.members.len();
-    let shape_ok = (tq_types::ids::MIN_MEMBERS..=tq_types::ids::MAX_MEMBERS).contains(&n)
-        && rec.threshold >= Threshold::MIN
-        && rec.threshold <= Threshold::MAX
-        && usize::from(rec.threshold.0) < n
-        && rec.members.contains_key(&rec.coordinator);
-    if !shape_ok {
-        return Err(LedgerError::InvalidShape { epoch });
-    }
-    for (member, d) in &rec.members {
-        let consistent = match d.state {
-            MemberState::Unacked => d.time_prepared.is_none() && d.time_committed.is_none(),
-            MemberState::Prepared => {
-                d.share_digest.is_some() && d.time_prepared.is_some() && d.time_committed.is_none()
-            }
-            MemberState::Committed => {
-                d.share_digest.is_some()
-                    && d.time_committed.is_some()
-                    && rec.state.is_committed_or_committing()
-            }
-        };
-        if !consistent {
-            return Err(LedgerError::InconsistentMember { epoch, member: member.clone() });
-        }
-    }
-    let needed = required_acks(rec.threshold, rec.commit_crash_tolerance);
-    let acked = rec.members.values().filter(|d| d.state != MemberState::Unacked).count();
-    let committed = rec.count(MemberState::Committed);
-    let all_digests = rec.members.values().all(|d| d.share_digest.is_some());
-    let consistent = match rec.state {
-        ConfigState::Preparing => {
-            rec.time_committing.is_none()
-                && rec.time_committed.is_none()
-                && rec.time_aborted.is_none()
-                && rec.abort_reason.is_none()
-        }
-        ConfigState::Committing => {
-            all_digests
-                && acked >= needed
-                && committed < n
-                && rec.time_committing.is_some()
-                && rec.time_committed.is_none()
-                && rec.time_aborted.is_none()
-        }
-        ConfigState::Committed => {
-            all_digests
-                && committed == n
-                && rec.time_committing.is_some()
-                && rec.time_committed.is_some()
-                && rec.time_aborted.is_none()
-        }
-        ConfigState::CommittedPartially => {
-            all_digests
-                && !is_latest
-                && committed >= needed
-                && rec.time_committing.is_some()
-                && rec.time_committed.is_some()
-                && rec.time_aborted.is_none()
-        }
-        ConfigState::Aborted => {
-            rec.time_committing.is_none()
-                && rec.time_committed.is_none()
-                && rec.time_aborted.is_some()
-                && rec.abort_reason.is_some()
-        }
-    };
-    if !consistent {
-        return Err(LedgerError::InconsistentState { epoch, state: rec.state });
-    }
-    Ok(())
-}
-
-/// One element of `pool` chosen with `rng`, or `None` if it is empty.
-pub(crate) fn pick_one<T: Clone, R: CryptoRng + ?Sized>(pool: &[T], rng: &mut R) -> Option<T> {
-    let len = u64::try_from(pool.len()).ok()?;
-    let index = rng.next_u64().checked_rem(len)?;
-    pool.get(usize::try_from(index).ok()?).cloned()
 }

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 use tq_types::{BaseboardId, Epoch, RackId};
 
-use super::driver::MemberCommitError;
+use super::errors::MemberCommitError;
 
 /// What the commit requests of one driver pass led to, per proxy client.
 ///

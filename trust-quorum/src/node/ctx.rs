@@ -18,18 +18,10 @@ impl<R: CryptoRng + Send> NodeRng for R {}
 /// What a node's embedder owns: the node's identity, its persistent state,
 /// the outbox, the connected peers, raised alarms and the injected rng.
 ///
-/// # Persist before send
-///
-/// After every call into [`Node`](super::Node):
-///
-/// 1. if [`take_persistent_state_changed`](Self::take_persistent_state_changed)
-///    returns true, write [`persistent_state`](Self::persistent_state)
-///    durably (stop the process if that fails);
-/// 2. then send every envelope of [`drain_envelopes`](Self::drain_envelopes),
-///    and only then answer the control plane.
-///
-/// `drain_envelopes` refuses to hand out envelopes while a change is still
-/// unacknowledged, so skipping step 1 is an error value, not a silent race.
+/// After every call into [`Node`](super::Node), the embedder takes the
+/// write the call made necessary with [`take_write`](Self::take_write):
+/// only the proof that it is durable releases the queued envelopes and the
+/// answers for the control plane (see [`Write`](super::Write)).
 pub struct NodeCtx {
     id: BaseboardId,
     persistent: PersistentState,
@@ -40,12 +32,6 @@ pub struct NodeCtx {
     rng: Box<dyn NodeRng>,
     planted: Planted,
 }
-
-/// Returned by [`NodeCtx::drain_envelopes`] when the persistent state changed
-/// and the embedder has not yet taken the change to write it.
-#[derive(Clone, Copy, PartialEq, Eq, Debug, thiserror::Error)]
-#[error("persistent state changed: write it durably before sending")]
-pub struct PersistFirst;
 
 impl NodeCtx {
     /// A context for a node that has never been part of a rack.
@@ -82,27 +68,19 @@ impl NodeCtx {
         &self.persistent
     }
 
-    /// Whether the persistent state changed since the last call; clears the
-    /// flag. Write the state durably when this returns true.
-    #[must_use = "a changed persistent state must be written before sending"]
-    pub fn take_persistent_state_changed(&mut self) -> bool {
-        std::mem::take(&mut self.persistent_changed)
+    /// Whether the persistent state changed since the last durable write.
+    pub(super) fn has_unwritten_change(&self) -> bool {
+        self.persistent_changed
     }
 
-    /// Takes the queued envelopes. Fails while the persistent state has a
-    /// change that [`take_persistent_state_changed`](Self::take_persistent_state_changed)
-    /// has not reported yet.
-    #[must_use = "queued envelopes must be sent"]
-    pub fn drain_envelopes(&mut self) -> Result<Vec<Envelope>, PersistFirst> {
-        if self.persistent_changed {
-            return Err(PersistFirst);
-        }
-        Ok(std::mem::take(&mut self.outbox))
+    /// The embedder wrote the state durably ([`PendingWrite::written`]).
+    pub(super) fn mark_written(&mut self) {
+        self.persistent_changed = false;
     }
 
-    /// Queued envelopes, for inspection.
-    pub fn outbox(&self) -> &[Envelope] {
-        &self.outbox
+    /// Takes the queued envelopes ([`Persisted::envelopes`]).
+    pub(super) fn take_outbox(&mut self) -> Vec<Envelope> {
+        std::mem::take(&mut self.outbox)
     }
 
     /// Peers with a live connection.

@@ -1,0 +1,15 @@
+//! In-process embeddings of the node role, for tests, benchmarks, fuzzing
+//! and the simulator (feature `harness`).
+//!
+//! [`Sled`] embeds one node over an in-memory durable store, through the
+//! same step a real embedder runs after every call (see
+//! [`Write`](crate::node::Write)): the call, the durable write if the call
+//! made one necessary, then the release of its envelopes and its answer.
+//! [`Rack`] joins sleds with one FIFO network. The simulator keeps its own
+//! network with faults, and embeds each sled through [`Sled`] too.
+
+mod rack;
+mod sled;
+
+pub use self::rack::{MAX_DELIVERIES, NeverDrained, Rack};
+pub use self::sled::{Sled, Stepped};

@@ -1,0 +1,190 @@
+//! The control plane's requests to a node (docs/protocol.md section 3.3):
+//! coordinate, commit, prepare-and-commit. Each answer is a [`Reply`],
+//! released once the state it reports is durable.
+
+use tq_types::{
+    Alarm, BaseboardId, CommitError, CommitRequest, CommitStatus, Configuration, Epoch,
+    PrepareAndCommitError, PrepareAndCommitRequest, RackIdMismatch, ReconfigurationError,
+    ReconfigureMsg,
+};
+
+use super::activity::Activity;
+use super::coordinator::Coordinator;
+use super::key_share::KeyShareComputer;
+use super::validate::{ValidatedReconfigureMsg, check_config};
+use super::{Node, NodeCtx, PersistentState, Reply};
+
+impl Node {
+    /// Starts coordinating a new configuration (docs/protocol.md section 3.3).
+    ///
+    /// On success the node is coordinating: it either prepared at once (a
+    /// first configuration) or is collecting shares of the last committed
+    /// configuration. An identical repeat of the request being coordinated
+    /// is accepted without change.
+    pub fn coordinate_reconfiguration(
+        &mut self,
+        ctx: &mut NodeCtx,
+        msg: ReconfigureMsg,
+    ) -> Reply<Result<(), ReconfigurationError>> {
+        Reply::new(self.coordinate(ctx, msg))
+    }
+
+    fn coordinate(
+        &mut self,
+        ctx: &mut NodeCtx,
+        msg: ReconfigureMsg,
+    ) -> Result<(), ReconfigurationError> {
+        if let Some(c) = self.activity.coordinator() {
+            if c.request().msg() == &msg {
+                tracing::debug!(node = %ctx.id(), epoch = %msg.epoch, "repeated reconfigure");
+                return Ok(());
+            }
+            if msg.epoch <= c.epoch() {
+                return Err(ReconfigurationError::AlreadyCoordinating {
+                    coordinating: c.epoch(),
+                    requested: msg.epoch,
+                });
+            }
+        }
+        let epoch = msg.epoch;
+        let request = ValidatedReconfigureMsg::validate(ctx.id(), ctx.persistent_state(), msg)?;
+        self.activity = Activity::Idle;
+        let coordinator = Coordinator::start(ctx, request)
+            .ok_or(ReconfigurationError::CoordinationFailed { epoch })?;
+        self.activity = Activity::Coordinating(Box::new(coordinator));
+        Ok(())
+    }
+
+    /// Commits a prepared epoch (docs/protocol.md section 3.3).
+    pub fn commit_configuration(
+        &mut self,
+        ctx: &mut NodeCtx,
+        req: CommitRequest,
+    ) -> Reply<Result<CommitStatus, CommitError>> {
+        Reply::new(self.commit(ctx, req))
+    }
+
+    fn commit(
+        &mut self,
+        ctx: &mut NodeCtx,
+        req: CommitRequest,
+    ) -> Result<CommitStatus, CommitError> {
+        let state = ctx.persistent_state();
+        if let Some(ex) = state.expunged() {
+            return Err(CommitError::Expunged { epoch: ex.epoch, from: ex.from.clone() });
+        }
+        if let Some(expected) = state.rack_id() {
+            if expected != req.rack_id {
+                return Err(CommitError::RackIdMismatch(RackIdMismatch {
+                    expected,
+                    got: req.rack_id,
+                }));
+            }
+        }
+        if state.latest_committed_epoch().is_some_and(|l| l >= req.epoch) {
+            return Ok(commit_status(state, req.epoch));
+        }
+        if !state.is_prepared(req.epoch) {
+            return Err(CommitError::NotPrepared(req.epoch));
+        }
+        ctx.update_persistent(|p| (p.insert_commit(req.epoch), ()));
+        tracing::info!(node = %ctx.id(), epoch = %req.epoch, "committed");
+        self.after_commit(req.epoch);
+        Ok(CommitStatus::Committed)
+    }
+
+    /// Commits a configuration whose prepare this node never acknowledged
+    /// (docs/protocol.md section 3.3): stores it and starts computing its share.
+    pub fn prepare_and_commit(
+        &mut self,
+        ctx: &mut NodeCtx,
+        req: PrepareAndCommitRequest,
+    ) -> Reply<Result<CommitStatus, PrepareAndCommitError>> {
+        Reply::new(self.accept_committed(ctx, req))
+    }
+
+    fn accept_committed(
+        &mut self,
+        ctx: &mut NodeCtx,
+        req: PrepareAndCommitRequest,
+    ) -> Result<CommitStatus, PrepareAndCommitError> {
+        let state = ctx.persistent_state();
+        if let Some(ex) = state.expunged_for(req.config.epoch) {
+            return Err(PrepareAndCommitError::Expunged { epoch: ex.epoch, from: ex.from.clone() });
+        }
+        if let Some(expected) = state.rack_id() {
+            if expected != req.config.rack_id {
+                return Err(PrepareAndCommitError::RackIdMismatch(RackIdMismatch {
+                    expected,
+                    got: req.config.rack_id,
+                }));
+            }
+        }
+        check_config(&req.config).map_err(PrepareAndCommitError::Invalid)?;
+        self.learn_committed(ctx, req.config, None)
+    }
+
+    /// Learning that `config` is committed, from the control plane
+    /// (prepare-and-commit, `from == None`) or a peer (commit advance).
+    pub(super) fn learn_committed(
+        &mut self,
+        ctx: &mut NodeCtx,
+        config: Configuration,
+        from: Option<BaseboardId>,
+    ) -> Result<CommitStatus, PrepareAndCommitError> {
+        let me = ctx.id().clone();
+        let epoch = config.epoch;
+        let state = ctx.persistent_state();
+        if !config.is_member(&me) {
+            return Err(PrepareAndCommitError::NotAMember(epoch));
+        }
+        if state.latest_committed_epoch().is_some_and(|l| l >= epoch) {
+            return Ok(commit_status(state, epoch));
+        }
+        if let Some(stored) = state.config(epoch) {
+            if *stored != config {
+                ctx.raise_alarm(Alarm::MismatchedConfigurations { epoch, from });
+                return Err(PrepareAndCommitError::ConflictingConfiguration(epoch));
+            }
+        }
+        let prepared = state.is_prepared(epoch);
+        ctx.update_persistent(|p| {
+            let changed = if prepared {
+                p.insert_commit(epoch)
+            } else {
+                p.insert_member_config(config.clone())
+            };
+            (changed, ())
+        });
+        if prepared {
+            tracing::info!(node = %me, %epoch, "committed (was prepared)");
+        }
+        self.activity.stop_coordinating_up_to(epoch);
+        match self.activity.computing_share() {
+            Some(k) if k > epoch => return Ok(commit_status(ctx.persistent_state(), epoch)),
+            Some(k) if k == epoch => {
+                if prepared {
+                    self.activity = Activity::Idle;
+                }
+                return Ok(commit_status(ctx.persistent_state(), epoch));
+            }
+            Some(_) => self.activity = Activity::Idle,
+            None => {}
+        }
+        if prepared {
+            self.after_commit(epoch);
+        } else if let Some(coordinating) = self.activity.coordinating() {
+            // Coordinating a later epoch while computing a share of an
+            // earlier one cannot arise legitimately; refuse it.
+            tracing::warn!(node = %me, %epoch, %coordinating,
+                "not computing a share while coordinating a later epoch");
+        } else {
+            self.activity = Activity::ComputingShare(KeyShareComputer::start(ctx, config));
+        }
+        Ok(commit_status(ctx.persistent_state(), epoch))
+    }
+}
+
+fn commit_status(state: &PersistentState, epoch: Epoch) -> CommitStatus {
+    if state.commits().contains(&epoch) { CommitStatus::Committed } else { CommitStatus::Pending }
+}
