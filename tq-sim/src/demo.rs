@@ -7,8 +7,10 @@ use tq_types::membership::{ConfigState, MemberState, RackMembershipStatus, Trust
 
 use crate::event::Event;
 use crate::faults::FaultPreset;
-use crate::world::{SimOptions, World, sled_id};
-use crate::{control, liveness};
+use crate::liveness;
+use crate::options::SimOptions;
+use crate::simulation::Simulation;
+use crate::world::{World, sled_id};
 
 /// What the demo shows.
 #[derive(Clone, Debug, Serialize)]
@@ -63,27 +65,27 @@ pub enum DemoError {
     Violation(String),
 }
 
-/// Steps `world` with fault-free events until `done` holds.
+/// Steps `sim` with fault-free events until `done` holds.
 fn drive(
-    world: &mut World,
+    sim: &mut Simulation,
     what: &'static str,
     mut done: impl FnMut(&World) -> bool,
 ) -> Result<(), DemoError> {
     for _ in 0..liveness::MAX_LIVENESS_EVENTS {
-        if let Some(v) = world.violations().first() {
+        if let Some(v) = sim.violations().first() {
             return Err(DemoError::Violation(v.invariant.clone()));
         }
-        if done(world) {
+        if done(sim.world()) {
             return Ok(());
         }
-        let e = world.next_event();
-        world.apply(&e);
+        let e = sim.next_event();
+        sim.apply(&e);
     }
     Err(DemoError::Stuck(what))
 }
 
 fn view(world: &World, epoch: Epoch) -> Option<TrustQuorumConfig> {
-    control::views(world).remove(&epoch)
+    world.control.views().remove(&epoch)
 }
 
 /// Tells the story.
@@ -95,28 +97,28 @@ pub fn run_demo() -> Result<Demo, DemoError> {
         faults: FaultPreset::None,
         ..SimOptions::new(2026)
     };
-    let mut world = World::new(options);
-    world.apply(&Event::BeginLiveness);
+    let mut sim = Simulation::new(options);
+    sim.apply(&Event::BeginLiveness);
     let committed = |w: &World, e: u64| {
         view(w, Epoch(e)).is_some_and(|v| v.state == ConfigState::Committed)
-            && control::pending_activations(w).is_empty()
+            && w.control.pending_activations().is_empty()
             && w.control.is_idle()
-            && w.net.in_flight() == 0
+            && w.rack.net.in_flight() == 0
     };
-    drive(&mut world, "epoch 1 committed", |w| committed(w, 1))?;
+    drive(&mut sim, "epoch 1 committed", |w| committed(w, 1))?;
 
-    world.apply(&Event::AddSleds { replica: 0, sleds: vec![sled_id(3)] });
+    sim.apply(&Event::AddSleds { replica: 0, sleds: vec![sled_id(3)] });
     let mut stages = Vec::new();
-    stages.push(view(&world, Epoch(2)).ok_or(DemoError::Stuck("epoch 2 proposed"))?);
-    drive(&mut world, "prepare acks recorded", |w| {
+    stages.push(view(sim.world(), Epoch(2)).ok_or(DemoError::Stuck("epoch 2 proposed"))?);
+    drive(&mut sim, "prepare acks recorded", |w| {
         view(w, Epoch(2))
             .is_some_and(|v| v.members.values().any(|m| m.state != MemberState::Unacked))
     })?;
-    stages.push(view(&world, Epoch(2)).ok_or(DemoError::Stuck("epoch 2 prepared"))?);
-    drive(&mut world, "epoch 2 committed", |w| committed(w, 2))?;
-    stages.push(view(&world, Epoch(2)).ok_or(DemoError::Stuck("epoch 2 committed"))?);
-    let cp = world.control.observer();
-    let status = cp.status(Epoch(2)).ok_or(DemoError::Stuck("epoch 2 status"))?;
-    let report = world.control.last_report().ok_or(DemoError::Stuck("a commit pass"))?;
+    stages.push(view(sim.world(), Epoch(2)).ok_or(DemoError::Stuck("epoch 2 prepared"))?);
+    drive(&mut sim, "epoch 2 committed", |w| committed(w, 2))?;
+    stages.push(view(sim.world(), Epoch(2)).ok_or(DemoError::Stuck("epoch 2 committed"))?);
+    let control = &sim.world().control;
+    let status = control.observer().status(Epoch(2)).ok_or(DemoError::Stuck("epoch 2 status"))?;
+    let report = control.last_report().ok_or(DemoError::Stuck("a commit pass"))?;
     Ok(Demo { stages, status, report })
 }

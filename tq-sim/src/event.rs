@@ -10,7 +10,7 @@ use std::io::{self, BufRead, Write};
 use serde::{Deserialize, Serialize};
 use tq_types::BaseboardId;
 
-use crate::world::SimOptions;
+use crate::options::SimOptions;
 
 /// One thing that happens in the simulated world.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]

@@ -1,32 +1,26 @@
 //! Safety invariants, checked after every event (docs/protocol.md section 7).
 //!
 //! Each check is one function named after the rule it enforces. Checks that
-//! need to see a transition (a persist, a send, a secret load) are hooked
-//! into the world where it happens; the rest run over the whole world after
+//! need to see a transition (a persist, a send, a secret load) run on what
+//! the world reports having done (observations, which the run loop feeds to
+//! the [`Checker`]); the rest run over the whole world, read-only, after
 //! every event.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::{Deserialize, Serialize};
 use tq_types::{BaseboardId, Configuration, Envelope, Epoch, LoadRackSecretError, PeerMsgKind};
 use trust_quorum::{PersistentState, RackSecret, crypto};
 
-use crate::control::ControlSide;
+use crate::ledger_rules::{LedgerRules, Seen};
+use crate::observation::Observation;
+pub use crate::violation::Violation;
+use crate::violation::Violations;
 use crate::world::World;
-
-/// One broken rule.
-#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
-pub struct Violation {
-    /// The invariant's name.
-    pub invariant: String,
-    /// What was seen.
-    pub detail: String,
-}
 
 /// Invariant state carried across events.
 #[derive(Default)]
 pub struct Checker {
-    violations: Vec<Violation>,
+    violations: Violations,
     /// Sleds whose disk was wiped: rules about durable state exempt them.
     wiped: BTreeSet<BaseboardId>,
     /// The first configuration seen for each epoch, anywhere.
@@ -37,41 +31,49 @@ pub struct Checker {
     loaded: BTreeSet<(BaseboardId, Epoch)>,
     /// The epochs sealed in each configuration, as opened on a load.
     sealed: BTreeMap<Epoch, Vec<Epoch>>,
-    /// The last ledger state seen for each epoch.
-    pub(crate) ledger_states: BTreeMap<Epoch, tq_types::membership::ConfigState>,
+    /// The ledger rules' own state.
+    ledger: LedgerRules,
 }
 
 impl Checker {
     /// Violations found so far.
     pub fn violations(&self) -> &[Violation] {
-        &self.violations
+        self.violations.as_slice()
     }
 
     /// Records a violation.
-    pub(crate) fn violation(&mut self, invariant: &str, detail: impl Into<String>) {
-        let v = Violation { invariant: invariant.to_owned(), detail: detail.into() };
-        if !self.violations.contains(&v) {
-            self.violations.push(v);
+    fn violation(&mut self, invariant: &str, detail: impl Into<String>) {
+        self.violations.record(invariant, detail);
+    }
+
+    /// Feeds what the world reported during an event, in order, then runs
+    /// the whole-world checks over the world as the event left it.
+    pub(crate) fn after_event(&mut self, observed: Vec<Observation>, world: &World) {
+        for o in observed {
+            self.observe(o);
+        }
+        self.check_all(world);
+    }
+
+    /// Checks one transition the world reported.
+    pub(crate) fn observe(&mut self, observation: Observation) {
+        match observation {
+            Observation::Persisted { who, old, new } => self.on_persist(&who, &old, &new),
+            Observation::Sent { envelope, sender_disk } => self.on_send(&envelope, &sender_disk),
+            Observation::Wiped { who } => {
+                self.wiped.insert(who);
+            }
+            Observation::SecretLoaded { who, epoch, latest_committed, result, config } => {
+                self.load_postconditions(&who, epoch, latest_committed, &result);
+                if let Ok(Some(secret)) = &result {
+                    self.on_secret(&who, epoch, secret, config.as_ref());
+                }
+            }
         }
     }
 
-    /// The sleds whose disk was wiped.
-    pub(crate) fn wiped(&self) -> &BTreeSet<BaseboardId> {
-        &self.wiped
-    }
-
-    pub(crate) fn on_wipe(&mut self, who: &BaseboardId) {
-        self.wiped.insert(who.clone());
-    }
-
     /// A sled durably wrote `new` over `old`.
-    pub(crate) fn on_persist(
-        &mut self,
-        who: &BaseboardId,
-        old: &PersistentState,
-        new: &PersistentState,
-        _now_ms: u64,
-    ) {
+    fn on_persist(&mut self, who: &BaseboardId, old: &PersistentState, new: &PersistentState) {
         self.monotonic_across_crashes(who, old, new);
         self.local_commit_implies_prepared(who, new);
         self.membership(who, new);
@@ -172,7 +174,7 @@ impl Checker {
     }
 
     /// A sled queued `e` for sending, with durable state `disk`.
-    pub(crate) fn on_send(&mut self, e: &Envelope, disk: &PersistentState, _control: &ControlSide) {
+    fn on_send(&mut self, e: &Envelope, disk: &PersistentState) {
         if disk.expunged().is_some() {
             self.violation(
                 "expunged_silence",
@@ -224,7 +226,7 @@ impl Checker {
     /// agree, and the secrets sealed in `config` open with it and agree
     /// with what was reconstructed for their epochs (7.3, secret agreement
     /// and chain completeness).
-    pub(crate) fn on_secret(
+    fn on_secret(
         &mut self,
         who: &BaseboardId,
         epoch: Epoch,
@@ -256,7 +258,7 @@ impl Checker {
     /// Load postconditions (7.2): a returned secret implies the latest
     /// committed epoch is at least the requested one; `NotAvailable` implies
     /// it is later; `NotCommitted` implies it is earlier (or absent).
-    pub(crate) fn load_postconditions(
+    fn load_postconditions(
         &mut self,
         who: &BaseboardId,
         epoch: Epoch,
@@ -302,22 +304,18 @@ impl Checker {
         self.sealed.get(&epoch).map(Vec::as_slice)
     }
 
-    /// The first configuration seen for `epoch`.
-    pub(crate) fn config(&self, epoch: Epoch) -> Option<&Configuration> {
-        self.configs.get(&epoch)
-    }
-
     /// The whole-world checks, run after every event.
-    pub(crate) fn check_all(&mut self, world: &World) {
+    fn check_all(&mut self, world: &World) {
         self.no_alarms(world);
         self.no_coordinating_while_computing(world);
         self.acked_members_have_prepared(world);
-        crate::control::check_ledger(self, world);
+        let seen = Seen { wiped: &self.wiped, configs: &self.configs };
+        self.ledger.check(world, &seen, &mut self.violations);
     }
 
     /// No alarm is ever raised (7.2).
     fn no_alarms(&mut self, world: &World) {
-        for (id, s) in &world.sleds {
+        for (id, s) in &world.rack.sleds {
             if let Some((_, ctx)) = s.embedded.live() {
                 if let Some(a) = ctx.alarms().first() {
                     self.violation("no_alarms", format!("{id} raised {a:?}"));
@@ -328,7 +326,7 @@ impl Checker {
 
     /// No node coordinates while computing a key share (7.2).
     fn no_coordinating_while_computing(&mut self, world: &World) {
-        for (id, s) in &world.sleds {
+        for (id, s) in &world.rack.sleds {
             if let Some((node, ctx)) = s.embedded.live() {
                 let st = node.status(ctx);
                 if st.coordinating.is_some() && st.computing_share.is_some() {
@@ -340,13 +338,13 @@ impl Checker {
 
     /// Any member a coordinator counts as acked has prepared that epoch (7.2).
     fn acked_members_have_prepared(&mut self, world: &World) {
-        for (id, s) in &world.sleds {
+        for (id, s) in &world.rack.sleds {
             let Some(status) = s.embedded.coordinator_status() else {
                 continue;
             };
             let e = status.config.epoch;
             for m in &status.acked_prepares {
-                let prepared = world.sleds.get(m).is_some_and(|x| x.disk().is_prepared(e));
+                let prepared = world.rack.sleds.get(m).is_some_and(|x| x.disk().is_prepared(e));
                 if !prepared && !self.wiped.contains(m) {
                     self.violation(
                         "acked_members_prepared",

@@ -15,10 +15,17 @@ pub mod explore;
 pub mod faults;
 pub mod fuzzing;
 pub mod invariants;
+mod ledger_rules;
 pub mod liveness;
 pub mod network;
+mod observation;
+mod options;
+mod rack;
+mod random;
 pub mod replay;
+pub mod simulation;
 pub mod view;
+mod violation;
 pub mod world;
 
 use serde::{Deserialize, Serialize};
@@ -26,7 +33,9 @@ use serde::{Deserialize, Serialize};
 pub use event::{Event, LogEntry, LogHeader};
 pub use faults::{FaultPlan, FaultPreset};
 pub use invariants::Violation;
-pub use world::{SimOptions, World};
+pub use options::SimOptions;
+pub use simulation::Simulation;
+pub use world::World;
 
 /// The first violation of a run, with where it happened.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
@@ -70,30 +79,30 @@ impl RunOutcome {
 /// liveness phase. With `keep_log`, every event is logged with the digest
 /// after it.
 pub fn run(options: &SimOptions, keep_log: bool) -> RunOutcome {
-    let mut world = World::new(options.clone());
+    let mut sim = Simulation::new(options.clone());
     let mut log = Vec::new();
     let mut step = 0u64;
     let mut failure = None;
-    let record = |world: &mut World, event: Event, step: &mut u64, log: &mut Vec<LogEntry>| {
-        world.apply(&event);
+    let record = |sim: &mut Simulation, event: Event, step: &mut u64, log: &mut Vec<LogEntry>| {
+        sim.apply(&event);
         if keep_log {
-            log.push(LogEntry { step: *step, event, digest: world.digest() });
+            log.push(LogEntry { step: *step, event, digest: sim.world().digest() });
         }
         *step = step.saturating_add(1);
     };
     while step < options.steps {
-        let event = world.next_event();
-        record(&mut world, event, &mut step, &mut log);
-        if let Some(v) = world.violations().first() {
+        let event = sim.next_event();
+        record(&mut sim, event, &mut step, &mut log);
+        if let Some(v) = sim.violations().first() {
             failure = Some(Failure { violation: v.clone(), step: step.saturating_sub(1) });
             break;
         }
     }
     let liveness = if failure.is_none() {
-        let result = liveness::heal_and_drain(&mut world, &mut |w, e| {
-            record(w, e, &mut step, &mut log);
+        let result = liveness::heal_and_drain(&mut sim, &mut |s, e| {
+            record(s, e, &mut step, &mut log);
         });
-        if let Some(v) = world.violations().first() {
+        if let Some(v) = sim.violations().first() {
             failure = Some(Failure { violation: v.clone(), step: step.saturating_sub(1) });
         }
         result
@@ -105,7 +114,7 @@ pub fn run(options: &SimOptions, keep_log: bool) -> RunOutcome {
         events: step,
         failure,
         liveness,
-        digest: world.digest(),
+        digest: sim.world().digest(),
         log,
     }
 }

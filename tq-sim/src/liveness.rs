@@ -14,22 +14,26 @@ use tq_types::{BaseboardId, Epoch};
 
 use crate::control;
 use crate::event::Event;
+use crate::invariants::Checker;
+use crate::simulation::Simulation;
 use crate::world::World;
 
 /// The most events the phase may take.
 pub const MAX_LIVENESS_EVENTS: u64 = 20_000;
 
-/// Runs the phase, applying every event through `apply` (which logs it).
+/// Runs the phase, applying every event through `apply` (which applies it
+/// to `sim` and logs it).
 pub fn heal_and_drain(
-    world: &mut World,
-    apply: &mut dyn FnMut(&mut World, Event),
+    sim: &mut Simulation,
+    apply: &mut dyn FnMut(&mut Simulation, Event),
 ) -> Result<(), String> {
-    apply(world, Event::BeginLiveness);
+    apply(sim, Event::BeginLiveness);
     let mut events = 0u64;
     loop {
-        if let Some(v) = world.violations().first() {
+        if let Some(v) = sim.violations().first() {
             return Err(format!("safety violation during liveness: {}", v.invariant));
         }
+        let world = sim.world();
         if settled(world) {
             break;
         }
@@ -39,24 +43,31 @@ pub fn heal_and_drain(
                 why_unsettled(world)
             ));
         }
-        let event = match control::retry_event(world) {
-            Some(e) if world.control.is_idle() && world.net.in_flight() == 0 => e,
-            _ => world.next_event(),
+        let event = match control::retry_event(&world.control) {
+            Some(e) if world.control.is_idle() && world.rack.net.in_flight() == 0 => e,
+            _ => sim.next_event(),
         };
-        apply(world, event);
+        apply(sim, event);
         events = events.saturating_add(1);
     }
-    check_secrets(world, apply)
+    check_secrets(sim, apply)
 }
 
 /// Applies fault-free events until the rack is settled (the latest
 /// configuration committed at every member, every member in service,
 /// nothing in flight, every sled up and connected); returns how many events
 /// that took. Call after [`Event::BeginLiveness`] for a fault-free world.
+///
+/// A checker watches the events it applies, starting from what `world`
+/// reported since its run loop last took its observations; a safety
+/// violation stops it.
 pub fn settle(world: &mut World, max_events: u64) -> Result<u64, String> {
+    let mut checker = Checker::default();
+    let observed = world.take_observations();
+    checker.after_event(observed, world);
     let mut events = 0u64;
     while !settled(world) {
-        if let Some(v) = world.violations().first() {
+        if let Some(v) = checker.violations().first() {
             return Err(format!("safety violation: {}", v.invariant));
         }
         if events >= max_events {
@@ -64,6 +75,8 @@ pub fn settle(world: &mut World, max_events: u64) -> Result<u64, String> {
         }
         let e = world.next_event();
         world.apply(&e);
+        let observed = world.take_observations();
+        checker.after_event(observed, world);
         events = events.saturating_add(1);
     }
     Ok(events)
@@ -83,29 +96,29 @@ fn required_members<'a>(world: &World, view: &'a TrustQuorumConfig) -> Vec<&'a B
 }
 
 fn why_unsettled(world: &World) -> String {
-    let Some(view) = control::latest_view(world) else { return "no configuration".to_owned() };
+    let Some(view) = world.control.latest_view() else { return "no configuration".to_owned() };
     if view.state != ConfigState::Committed {
         return format!("latest epoch {} is {}", view.epoch, view.state);
     }
     for m in required_members(world, &view) {
-        if !world.sleds.get(m).is_some_and(|s| s.disk().commits().contains(&view.epoch)) {
+        if !world.rack.sleds.get(m).is_some_and(|s| s.disk().commits().contains(&view.epoch)) {
             return format!("{m} has not committed {}", view.epoch);
         }
-        if !world.is_up(m) {
+        if !world.rack.is_up(m) {
             return format!("{m} is down");
         }
     }
-    let pending = control::pending_activations(world);
+    let pending = world.control.pending_activations();
     if !pending.is_empty() {
         return format!("{} members not activated", pending.len());
     }
-    if world.net.in_flight() > 0 || !world.control.is_idle() {
+    if world.rack.net.in_flight() > 0 || !world.control.is_idle() {
         return "messages in flight".to_owned();
     }
-    let up = world.up_sleds();
+    let up = world.rack.up_sleds();
     for (i, a) in up.iter().enumerate() {
         for b in up.iter().skip(i.saturating_add(1)) {
-            if !world.net.is_connected(a, b) {
+            if !world.rack.net.is_connected(a, b) {
                 return format!("{a} and {b} are not connected");
             }
         }
@@ -117,33 +130,37 @@ fn why_unsettled(world: &World) -> String {
 /// agreement as it is loaded), and the secrets sealed in the latest
 /// configuration are exactly those of its committed ancestors.
 fn check_secrets(
-    world: &mut World,
-    apply: &mut dyn FnMut(&mut World, Event),
+    sim: &mut Simulation,
+    apply: &mut dyn FnMut(&mut Simulation, Event),
 ) -> Result<(), String> {
-    let view = control::latest_view(world).ok_or("no configuration")?;
+    let view = sim.world().control.latest_view().ok_or("no configuration")?;
     let epoch = view.epoch;
-    let members: Vec<BaseboardId> = required_members(world, &view).into_iter().cloned().collect();
+    let members: Vec<BaseboardId> =
+        required_members(sim.world(), &view).into_iter().cloned().collect();
     for m in &members {
         for _ in 0..50 {
-            if world.checker.has_loaded(m, epoch) {
+            if sim.checker().has_loaded(m, epoch) {
                 break;
             }
-            apply(world, Event::LoadSecret { sled: m.clone() });
+            apply(sim, Event::LoadSecret { sled: m.clone() });
             let mut drained = 0u32;
-            while world.net.in_flight() > 0 && drained < 10_000 {
-                let e = world.next_event();
-                apply(world, e);
+            while sim.world().rack.net.in_flight() > 0 && drained < 10_000 {
+                let e = sim.next_event();
+                apply(sim, e);
                 drained = drained.saturating_add(1);
             }
         }
-        if !world.checker.has_loaded(m, epoch) {
+        if !sim.checker().has_loaded(m, epoch) {
             return Err(format!("{m} never loaded the secret of {epoch}"));
         }
     }
-    if let Some(v) = world.violations().first() {
+    if let Some(v) = sim.violations().first() {
         return Err(format!("safety violation while loading secrets: {}", v.invariant));
     }
-    let committed: Vec<Epoch> = control::views(world)
+    let committed: Vec<Epoch> = sim
+        .world()
+        .control
+        .views()
         .values()
         .filter(|v| {
             v.epoch < epoch
@@ -151,7 +168,7 @@ fn check_secrets(
         })
         .map(|v| v.epoch)
         .collect();
-    let sealed = world.checker.sealed_epochs(epoch).ok_or("sealed secrets never opened")?;
+    let sealed = sim.checker().sealed_epochs(epoch).ok_or("sealed secrets never opened")?;
     if sealed != committed.as_slice() {
         return Err(format!(
             "sealed epochs {sealed:?} differ from committed ancestors {committed:?}"

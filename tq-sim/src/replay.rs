@@ -3,6 +3,8 @@
 use serde::Serialize;
 
 use crate::event::{LogEntry, LogHeader};
+use crate::invariants::Violation;
+use crate::simulation::Simulation;
 use crate::world::World;
 
 /// Where a replay diverged from the log.
@@ -24,26 +26,30 @@ pub struct Replay {
     pub steps: u64,
     /// The first step whose digest differs, if any.
     pub divergence: Option<Divergence>,
+    /// The safety violations found while replaying, in the order found.
+    pub violations: Vec<Violation>,
 }
 
 /// Re-applies the events of a log to a world built from its header, checking
-/// every step's digest, and stops after step `until` (inclusive) if given or
-/// at the first divergence.
+/// every step's digest and every safety invariant, and stops after step
+/// `until` (inclusive) if given or at the first divergence.
 pub fn replay(header: &LogHeader, entries: &[LogEntry], until: Option<u64>) -> Replay {
-    let mut world = World::new(header.options.clone());
+    let mut sim = Simulation::new(header.options.clone());
     let mut steps = 0u64;
+    let mut divergence = None;
     for entry in entries {
         if until.is_some_and(|u| entry.step > u) {
             break;
         }
-        world.apply(&entry.event);
+        sim.apply(&entry.event);
         steps = steps.saturating_add(1);
-        let replayed = world.digest();
+        let replayed = sim.world().digest();
         if replayed != entry.digest {
-            let divergence =
-                Divergence { step: entry.step, logged: entry.digest.clone(), replayed };
-            return Replay { world, steps, divergence: Some(divergence) };
+            divergence =
+                Some(Divergence { step: entry.step, logged: entry.digest.clone(), replayed });
+            break;
         }
     }
-    Replay { world, steps, divergence: None }
+    let violations = sim.violations().to_vec();
+    Replay { world: sim.into_world(), steps, divergence, violations }
 }

@@ -54,7 +54,7 @@ pub fn show(world: &World, what: &str, reveal: Reveal) -> Result<Value, ShowErro
                 .ok_or_else(|| ShowError::UnknownPart(other.to_string()))?;
             let id: BaseboardId =
                 id.parse().map_err(|source| ShowError::BadSledId { id: id.to_string(), source })?;
-            let sled = world.sleds.get(&id).ok_or(ShowError::NoSuchSled(id))?;
+            let sled = world.rack.sleds.get(&id).ok_or(ShowError::NoSuchSled(id))?;
             let status = sled.embedded.live().map(|(node, ctx)| node.status(ctx));
             let coordinator = sled.embedded.coordinator_status();
             Ok(json!({
@@ -104,16 +104,16 @@ fn message(msg: &PeerMsg, reveal: Reveal) -> Value {
 
 fn network(world: &World, reveal: Reveal) -> Value {
     let link = |(a, b): &(BaseboardId, BaseboardId)| json!([a.to_string(), b.to_string()]);
-    let queued: Vec<Value> = world
-        .net
+    let net = &world.rack.net;
+    let queued: Vec<Value> = net
         .queued()
         .map(|((from, to), msg)| {
             json!({ "from": from.to_string(), "to": to.to_string(), "msg": message(msg, reveal) })
         })
         .collect();
     json!({
-        "connected": world.net.connections().map(link).collect::<Vec<_>>(),
-        "blocked": world.net.blocked().map(link).collect::<Vec<_>>(),
+        "connected": net.connections().map(link).collect::<Vec<_>>(),
+        "blocked": net.blocked().map(link).collect::<Vec<_>>(),
         "queued": queued,
     })
 }

@@ -41,6 +41,9 @@ pub enum TimestampError {
 }
 
 impl Timestamp {
+    /// 1970-01-01T00:00:00.000000Z.
+    pub const UNIX_EPOCH: Timestamp = Timestamp(DateTime::UNIX_EPOCH);
+
     /// The earliest representable instant, `0000-01-01T00:00:00.000000Z`.
     const MIN_MICROS: i64 = -62_167_219_200_000_000;
     /// The latest representable instant, `9999-12-31T23:59:59.999999Z`.

@@ -4,6 +4,46 @@
 //! Every secret value lives in a zeroizing buffer that is wiped on drop and
 //! redacted from `Debug`, and secrets are compared in constant time.
 //!
+//! # Stability
+//!
+//! These functions are a public, stable API: the node role is built on
+//! them, the benchmarks and property tests call them directly, and an
+//! embedder may use them to check shares or sealed secrets it holds. Their
+//! outputs (share layout, digest, key derivation, sealed format) are part
+//! of the persistent state and the wire format, so they change only with a
+//! format version. Protocol limits (3 to 32 members, K from 2 to 31) are
+//! enforced by request validation, not here.
+//!
+//! ```
+//! use std::collections::BTreeMap;
+//! use rand_core::SeedableRng;
+//! use tq_types::{Epoch, RackId, Threshold};
+//! use trust_quorum::crypto::{self, RackSecret};
+//!
+//! let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(7);
+//! let rack = RackId(uuid::Uuid::nil());
+//!
+//! // Epoch 1: a secret split into 5 shares, any 3 of which rebuild it.
+//! let first = RackSecret::generate(&mut rng);
+//! let shares = crypto::split(&first, Threshold(3), 5, &mut rng).unwrap();
+//! assert_eq!(crypto::share_x(&shares[0]), Some(1)); // the first member's x
+//! assert_eq!(crypto::combine(&shares[2..]).unwrap(), first);
+//!
+//! // A member that lost its share recomputes it from 3 others and checks
+//! // it against the digest recorded in the configuration.
+//! let digest = crypto::share_digest(&shares[0]);
+//! let again = crypto::interpolate(&shares[1..4], 1).unwrap();
+//! assert!(crypto::share_matches(&again, &digest));
+//!
+//! // Epoch 2 seals epoch 1's secret under its own secret.
+//! let second = RackSecret::generate(&mut rng);
+//! let prior = BTreeMap::from([(Epoch(1), first.clone())]);
+//! let sealed = crypto::seal(&prior, rack, Epoch(2), &second, &mut rng).unwrap();
+//! assert_eq!(sealed.data.len(), crypto::RECORD_LEN + crypto::TAG_LEN);
+//! assert_eq!(crypto::open(&sealed, rack, Epoch(2), &second).unwrap(), prior);
+//! assert!(crypto::open(&sealed, rack, Epoch(3), &second).is_err()); // wrong key
+//! ```
+//!
 //! What the dependencies do not wipe: vsss-rs 6 returns shares and combined
 //! secrets as plain `Vec`s and does not wipe its internal polynomial
 //! coefficients. Every buffer it returns is moved into a [`Zeroizing`]

@@ -21,6 +21,7 @@ mod control {
         AbortReason, ActivationError, AddSledsError, ChangeRefused, CommitResultError,
         ControlAction, ControlPlane, ControlPlaneConfig, CoordinatorStatusError, Ledger,
     };
+    use trust_quorum::harness::Controller;
 
     fn commits(actions: &[ControlAction]) -> BTreeMap<BaseboardId, (&'static str, BaseboardId)> {
         actions
@@ -76,7 +77,7 @@ mod control {
         }
         // A fresh replica (restart) does not resend the request, and polls.
         let mut restarted =
-            ControlPlane::from_ledger(ControlPlaneConfig::default(), cp.ledger().clone()).unwrap();
+            Controller::from_ledger(ControlPlaneConfig::default(), cp.ledger().clone()).unwrap();
         assert_eq!(
             restarted.tick(t(6), &mut r),
             vec![ControlAction::PollCoordinator { to: coord, epoch: e }]
@@ -102,10 +103,12 @@ mod control {
         assert_eq!(v.encrypted_rack_secrets, None);
         // K+Z = 4 for N = 4: three acks are not enough.
         let three: BTreeSet<_> = [coord.clone()].into_iter().chain(ids(0..4)).take(3).collect();
-        cp.on_coordinator_status(e, &coord, Some(fake_status(&cp, e, &three)), t(3)).unwrap();
+        let status = fake_status(&cp, e, &three);
+        cp.on_coordinator_status(e, &coord, Some(status), t(3)).unwrap();
         assert_eq!(state(&cp, e), ConfigState::Preparing);
         assert!(cp.config(e).unwrap().encrypted_rack_secrets.is_some());
-        cp.on_coordinator_status(e, &coord, Some(fake_status(&cp, e, &ids(0..4))), t(4)).unwrap();
+        let status = fake_status(&cp, e, &ids(0..4));
+        cp.on_coordinator_status(e, &coord, Some(status), t(4)).unwrap();
         let v = cp.config(e).unwrap();
         assert_eq!(v.state, ConfigState::Committing);
         assert_eq!(v.time_committing, Some(t(4)));
@@ -285,7 +288,7 @@ mod control {
         assert_eq!(activations(&cp.tick(t(10), &mut r)), ids([4]));
         // A fresh replica keeps asking: the status is durable.
         let mut other =
-            ControlPlane::from_ledger(ControlPlaneConfig::default(), cp.ledger().clone()).unwrap();
+            Controller::from_ledger(ControlPlaneConfig::default(), cp.ledger().clone()).unwrap();
         assert_eq!(activations(&other.tick(t(11), &mut r)), ids([4]));
         cp.on_activated(&id(4), t(12)).unwrap();
         assert!(cp.tick(t(13), &mut r).is_empty());
@@ -526,7 +529,9 @@ mod control {
             serde_json::Value::Null;
         assert_eq!(shape(&prepared), shape(&fixture_prepared));
 
-        cp.on_coordinator_status(e, &coord, Some(fake_status(&cp, e, &ids(0..4))), t(3)).unwrap();
+        let status = fake_status(&cp, e, &ids(0..4));
+
+        cp.on_coordinator_status(e, &coord, Some(status), t(3)).unwrap();
         let actions = commit_pass(&mut cp, &BTreeSet::new(), t(4), &mut r);
         let committed = view(&cp);
         assert_eq!(shape(&committed), shape(&fixture_value("config-epoch2-committed.json")));
@@ -586,7 +591,7 @@ mod control {
             let base = committed_rack(&ids(0..4), &mut r);
             let mut store = Store { ledger: base.ledger().clone() };
             let load = |s: &Store| {
-                ControlPlane::from_ledger(ControlPlaneConfig::default(), s.ledger.clone()).unwrap()
+                Controller::from_ledger(ControlPlaneConfig::default(), s.ledger.clone()).unwrap()
             };
 
             // Conflicting changes from one snapshot.

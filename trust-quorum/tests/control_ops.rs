@@ -15,10 +15,10 @@ mod control {
         CommitStatus, ConfigState, Epoch, MemberState, RackId, RackMembershipState, Threshold,
     };
     use trust_quorum::control::{
-        AbortError, AbortReason, AddSledsError, ChangeRefused, ControlAction, ControlPlane,
-        ControlPlaneConfig, CrashTolerance, InitializeError, Ledger, LedgerError, Policy,
-        RemoveSledsError,
+        AbortError, AbortReason, AddSledsError, ChangeRefused, ControlAction, ControlPlaneConfig,
+        CrashTolerance, InitializeError, Ledger, LedgerError, Policy, RemoveSledsError,
     };
+    use trust_quorum::harness::Controller;
 
     #[test]
     fn initialize_proposes_epoch_one_with_policy() {
@@ -87,7 +87,7 @@ mod control {
     fn aborted_first_attempt_can_be_initialized_again() {
         let mut r = rng(3);
         let mut cp =
-            ControlPlane::new(ControlPlaneConfig { auto_retry: false, ..Default::default() });
+            Controller::new(ControlPlaneConfig { auto_retry: false, ..Default::default() });
         cp.initialize(rack(), ids(0..3), t(0), &mut r).unwrap();
         let first = coordinator(&cp, Epoch(1));
         cp.abort_latest("wrong sleds", t(1)).unwrap();
@@ -309,9 +309,8 @@ mod control {
         let mut seen = BTreeSet::new();
         for seed in 0..30 {
             let mut a = cp.clone();
-            let mut b =
-                ControlPlane::from_ledger(ControlPlaneConfig::default(), cp.ledger().clone())
-                    .unwrap();
+            let mut b = Controller::from_ledger(ControlPlaneConfig::default(), cp.ledger().clone())
+                .unwrap();
             let ea = a.add_sleds(ids([9]), t(0), &mut rng(seed)).unwrap();
             let eb = b.add_sleds(ids([9]), t(0), &mut rng(seed)).unwrap();
             assert_eq!(ledger_json(&a), ledger_json(&b));
@@ -328,7 +327,7 @@ mod control {
         cp.add_sleds(ids([4]), t(0), &mut r).unwrap();
         let json = ledger_json(&cp);
         let ledger: Ledger = serde_json::from_str(&json).unwrap();
-        let back = ControlPlane::from_ledger(ControlPlaneConfig::default(), ledger).unwrap();
+        let back = Controller::from_ledger(ControlPlaneConfig::default(), ledger).unwrap();
         assert_eq!(ledger_json(&back), json);
         assert_eq!(back.ledger().generation(), cp.ledger().generation());
         // The binary codec round-trips it too, abort reasons included.
@@ -343,14 +342,14 @@ mod control {
         v["configs"].as_object_mut().unwrap().remove("1");
         let bad: Ledger = serde_json::from_value(v).unwrap();
         assert!(matches!(
-            ControlPlane::from_ledger(ControlPlaneConfig::default(), bad),
+            Controller::from_ledger(ControlPlaneConfig::default(), bad),
             Err(LedgerError::EpochGap { .. })
         ));
         // A member marked committed in a preparing configuration.
         let mut v: serde_json::Value = serde_json::from_str(&json).unwrap();
         v["configs"]["2"]["members"]["PPP-PPPPPPP:00000000000"]["state"] = "committed".into();
         let bad: Ledger = serde_json::from_value(v).unwrap();
-        assert!(ControlPlane::from_ledger(ControlPlaneConfig::default(), bad).is_err());
+        assert!(Controller::from_ledger(ControlPlaneConfig::default(), bad).is_err());
     }
 
     #[test]
@@ -358,7 +357,7 @@ mod control {
         let mut r = rng(12);
         let config =
             ControlPlaneConfig { policy: Policy::latest_reference(), ..Default::default() };
-        let mut cp = ControlPlane::new(config);
+        let mut cp = Controller::new(config);
         let e = cp.initialize(rack(), ids(0..4), t(0), &mut r).unwrap();
         assert_eq!(
             cp.config(e).unwrap().commit_crash_tolerance,
@@ -369,7 +368,7 @@ mod control {
             policy: Policy::new(CrashTolerance::Fixed(2)).with_size_limits(3, 5),
             ..Default::default()
         };
-        let mut cp = ControlPlane::new(config);
+        let mut cp = Controller::new(config);
         assert_eq!(
             cp.initialize(rack(), ids(0..6), t(0), &mut r),
             Err(InitializeError::MembershipSize { members: 6, min: 3, max: 5 })
@@ -391,7 +390,7 @@ mod control {
         cp.on_reconfigure_result(e2, &coord, Ok(()), t(0)).unwrap();
 
         let check =
-            |cp: &mut ControlPlane, what: &str, f: &mut dyn FnMut(&mut ControlPlane) -> bool| {
+            |cp: &mut Controller, what: &str, f: &mut dyn FnMut(&mut Controller) -> bool| {
                 let before = ledger_json(cp);
                 assert!(f(cp), "{what}: expected a refusal or ignore");
                 assert_eq!(ledger_json(cp), before, "{what}: ledger changed");

@@ -26,6 +26,7 @@ mod control {
     use trust_quorum::control::{
         ControlAction, ControlPlane, ControlPlaneConfig, CrashTolerance, Policy,
     };
+    use trust_quorum::harness::Controller;
 
     const UNIVERSE: u32 = 9;
 
@@ -80,7 +81,7 @@ mod control {
     }
 
     struct World {
-        cp: ControlPlane,
+        cp: Controller,
         now: i64,
         seed_rng: rand_chacha::ChaCha20Rng,
         last_actions: Vec<ControlAction>,
@@ -374,7 +375,7 @@ mod control {
             // The stored ledger always reloads.
             let reloaded: trust_quorum::control::Ledger =
                 serde_json::from_str(&after_json).unwrap();
-            ControlPlane::from_ledger(w.cp.settings().clone(), reloaded).unwrap();
+            Controller::from_ledger(w.cp.settings().clone(), reloaded).unwrap();
         }
     }
 

@@ -126,6 +126,7 @@ impl ControlPlane {
         result: Result<CommitStatus, MemberCommitError>,
         now: Timestamp,
     ) -> Result<(), CommitResultError> {
+        self.driver.seen(now);
         let rec = self.ledger.record(epoch).ok_or(CommitResultError::UnknownEpoch(epoch));
         let rec = rec.map_err(ignored)?;
         let latest = self.ledger.latest().map_or(epoch, |(e, _)| e);
@@ -192,6 +193,7 @@ impl ControlPlane {
         sled: &BaseboardId,
         now: Timestamp,
     ) -> Result<(), ActivationError> {
+        self.driver.seen(now);
         transact(&mut self.ledger, |l| {
             l.record_activated(sled, now)
                 .map(|_| ())

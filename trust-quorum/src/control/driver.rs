@@ -28,7 +28,9 @@ use tq_types::{BaseboardId, ConfigState, Epoch, Timestamp};
 
 use super::ControlPlane;
 use super::action::ControlAction;
+use super::ledger::AbortReason;
 use super::report::PassReport;
+use super::write::Held;
 
 /// The driver's in-memory bookkeeping. Losing it (a restart) is safe: the
 /// prepare timeout starts afresh, fallbacks are rediscovered.
@@ -42,7 +44,14 @@ pub(crate) struct DriverState {
     /// The proxy each member's request went through in the current pass.
     pub(super) routes: BTreeMap<BaseboardId, BaseboardId>,
     pub(super) pass: Option<PassReport>,
+    /// When the last pass ran, and the ledger generation it left.
+    pub(super) last_tick: Option<(Timestamp, u64)>,
+    /// The latest time any call reported.
+    pub(super) last_seen: Option<Timestamp>,
 }
+
+/// A deadline before any real time, for "now" when no time was seen yet.
+const EARLIEST: Timestamp = Timestamp::UNIX_EPOCH;
 
 /// Liveness of the coordinator of the preparing configuration.
 #[derive(Clone, Debug)]
@@ -59,6 +68,11 @@ pub(super) struct PrepareWatch {
 }
 
 impl DriverState {
+    /// Remembers `now` as the latest time a call reported.
+    pub(super) fn seen(&mut self, now: Timestamp) {
+        self.last_seen = Some(self.last_seen.map_or(now, |t| t.max(now)));
+    }
+
     pub(crate) fn forget_epoch(&mut self, epoch: Epoch) {
         if self.watch.as_ref().is_some_and(|w| w.epoch == epoch) {
             self.watch = None;
@@ -96,12 +110,59 @@ impl ControlPlane {
     /// was sent, aborting a configuration whose coordinator stayed silent
     /// for `prepare_timeout`, proposing an automatic retry): store the
     /// ledger before sending the actions.
-    #[must_use = "the actions must be sent"]
     pub fn tick<R: CryptoRng + ?Sized>(
         &mut self,
         now: Timestamp,
         rng: &mut R,
-    ) -> Vec<ControlAction> {
+    ) -> Held<Vec<ControlAction>> {
+        let actions = self.pass(now, rng);
+        self.driver.last_tick = Some((now, self.ledger.generation()));
+        Held::new(actions)
+    }
+
+    /// When [`tick`](Self::tick) should next be called: `None` while there
+    /// is nothing to drive (the next operator operation or answer changes
+    /// that), a time at or before the last one seen when a change since the
+    /// last pass needs one at once, otherwise the last pass plus
+    /// `tick_interval`, or the coordinator's prepare timeout if sooner.
+    pub fn next_deadline(&self) -> Option<Timestamp> {
+        if !self.has_work() {
+            return None;
+        }
+        let Some((last, generation)) = self.driver.last_tick else {
+            return Some(self.driver.last_seen.unwrap_or(EARLIEST));
+        };
+        if generation != self.ledger.generation() {
+            return Some(self.driver.last_seen.unwrap_or(last));
+        }
+        let periodic = last.checked_add(self.config.tick_interval);
+        let timeout = self.driver.watch.as_ref().and_then(|w| {
+            let reference = w.last_heard.map_or(w.since, |t| t.max(w.since));
+            reference.checked_add(self.config.prepare_timeout)
+        });
+        match (periodic, timeout) {
+            (Some(p), Some(t)) => Some(p.min(t)),
+            (p, t) => p.or(t),
+        }
+    }
+
+    /// Whether a pass has anything to do: a configuration to drive, an
+    /// aborted change to retry, a sled to activate.
+    fn has_work(&self) -> bool {
+        let latest = self.ledger.latest();
+        let driving = latest.is_some_and(|(_, r)| {
+            matches!(r.state, ConfigState::Preparing | ConfigState::Committing)
+                || (self.config.auto_retry
+                    && r.state == ConfigState::Aborted
+                    && r.abort_reason.as_ref().is_some_and(AbortReason::is_retryable)
+                    && r.attempt < self.config.max_attempts)
+        });
+        driving || !self.ledger.pending_activations().is_empty()
+    }
+
+    /// The pass itself.
+    fn pass<R: CryptoRng + ?Sized>(&mut self, now: Timestamp, rng: &mut R) -> Vec<ControlAction> {
+        self.driver.seen(now);
         let mut actions = Vec::new();
         let Some(rack_id) = self.ledger.rack_id() else {
             return actions;
@@ -132,6 +193,7 @@ impl ControlPlane {
     /// coordinator is still polled; its silence counts toward the prepare
     /// timeout.
     pub fn on_unreachable(&mut self, node: &BaseboardId, now: Timestamp) {
+        self.driver.seen(now);
         tracing::debug!(%node, "unreachable");
         self.driver.unreachable.insert(node.clone(), now);
     }

@@ -11,16 +11,22 @@
 //!
 //! An embedder (a service, or the simulator) does this:
 //!
-//! 1. load the stored [`Ledger`] and remember its
-//!    [`generation`](Ledger::generation); build the control plane with
-//!    [`ControlPlane::from_ledger`] (or [`ControlPlane::new`] for a new rack);
+//! 1. load the stored [`Ledger`] and build the control plane with
+//!    [`ControlPlane::from_ledger`] (or [`ControlPlane::new`] for a new
+//!    rack);
 //! 2. call one operation ([`ControlPlane::add_sleds`], ...), driver pass
-//!    ([`ControlPlane::tick`]) or result method (`on_*`);
-//! 3. if the generation changed, store the ledger, with compare-and-set on
-//!    the remembered generation when several replicas share the store; if
-//!    the store refuses, throw the result away, reload and go back to 1;
-//! 4. only then send the actions the call returned, and report each answer
-//!    through the matching `on_*` method.
+//!    ([`ControlPlane::tick`]) or result method (`on_*`); operations and
+//!    passes return their result [`Held`];
+//! 3. take the write with [`ControlPlane::take_write`]: if the ledger
+//!    changed, store it with compare-and-set on
+//!    [`PendingLedgerWrite::expected_generation`] and call
+//!    [`PendingLedgerWrite::written`]; if the store refuses, drop the held
+//!    results, reload and go back to 1;
+//! 4. only with the resulting [`Stored`] proof release the held results:
+//!    send the actions, answer the operator, and report each answer through
+//!    the matching `on_*` method;
+//! 5. call `tick` again at [`ControlPlane::next_deadline`], or when an
+//!    operation or answer arrives.
 //!
 //! Operator operations return typed errors that name the sleds and epochs
 //! involved; a refused operation or result never changes the ledger.
@@ -30,17 +36,30 @@
 //! ```
 //! use std::collections::BTreeSet;
 //! use rand_core::SeedableRng;
-//! use trust_quorum::control::{ControlAction, ControlPlane, ControlPlaneConfig};
+//! use trust_quorum::control::{ControlAction, ControlPlane, ControlPlaneConfig, LedgerWrite};
 //! use tq_types::{BaseboardId, RackId, Timestamp};
 //!
 //! let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(1);
 //! let now = Timestamp::from_unix_micros(1_768_426_338_780_136).unwrap();
 //! let sleds: BTreeSet<BaseboardId> =
 //!     ["P:0", "P:1", "P:2"].iter().map(|s| s.parse().unwrap()).collect();
+//! let mut store = None; // the database row: (generation, ledger)
 //! let mut cp = ControlPlane::new(ControlPlaneConfig::default());
-//! let epoch = cp.initialize(RackId(uuid::Uuid::nil()), sleds, now, &mut rng).unwrap();
-//! let actions = cp.tick(now, &mut rng);
+//! let initialized = cp.initialize(RackId(uuid::Uuid::nil()), sleds, now, &mut rng);
+//! let pass = cp.tick(now, &mut rng);
+//! let stored = match cp.take_write() {
+//!     LedgerWrite::Pending(write) => {
+//!         let expected = store.as_ref().map_or(0, |(generation, _)| *generation);
+//!         assert_eq!(write.expected_generation(), expected); // compare, then set
+//!         store = Some((write.ledger().generation(), write.ledger().clone()));
+//!         write.written()
+//!     }
+//!     LedgerWrite::Nothing(stored) => stored,
+//! };
+//! let epoch = initialized.release(&stored).unwrap();
+//! let actions = pass.release(&stored);
 //! assert!(matches!(&actions[..], [ControlAction::Reconfigure { msg, .. }] if msg.epoch == epoch));
+//! assert!(cp.next_deadline().is_some(), "a change is in progress");
 //! ```
 
 use core::time::Duration;
@@ -60,6 +79,7 @@ mod prepare;
 mod proposal;
 mod report;
 mod views;
+mod write;
 
 pub use action::ControlAction;
 pub use errors::{
@@ -70,6 +90,7 @@ pub use errors::{
 pub use ledger::{AbortReason, Ledger};
 pub use policy::{CrashTolerance, Policy};
 pub use report::{ClientReport, PassReport};
+pub use write::{Held, LedgerWrite, PendingLedgerWrite, Stored};
 
 use driver::DriverState;
 
@@ -96,6 +117,9 @@ pub struct ControlPlaneConfig {
     pub max_proxies: usize,
     /// How long a node reported unreachable is avoided as a proxy.
     pub unreachable_backoff: Duration,
+    /// How often [`ControlPlane::tick`] should run while a change is in
+    /// progress ([`ControlPlane::next_deadline`]).
+    pub tick_interval: Duration,
 }
 
 impl Default for ControlPlaneConfig {
@@ -107,6 +131,7 @@ impl Default for ControlPlaneConfig {
             max_attempts: 3,
             max_proxies: 5,
             unreachable_backoff: Duration::from_secs(30),
+            tick_interval: Duration::from_secs(2),
         }
     }
 }
@@ -117,6 +142,8 @@ impl Default for ControlPlaneConfig {
 pub struct ControlPlane {
     config: ControlPlaneConfig,
     ledger: Ledger,
+    /// The generation of the ledger as last stored (or loaded).
+    stored_generation: u64,
     driver: DriverState,
     planted: Planted,
 }
@@ -127,6 +154,7 @@ impl ControlPlane {
     pub fn new(config: ControlPlaneConfig) -> Self {
         ControlPlane {
             config,
+            stored_generation: Ledger::default().generation(),
             ledger: Ledger::default(),
             driver: DriverState::default(),
             planted: Planted::default(),
@@ -140,6 +168,7 @@ impl ControlPlane {
         ledger.validate()?;
         Ok(ControlPlane {
             config,
+            stored_generation: ledger.generation(),
             ledger,
             driver: DriverState::default(),
             planted: Planted::default(),

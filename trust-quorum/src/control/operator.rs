@@ -1,6 +1,7 @@
 //! The operator's operations on a rack's membership (docs/protocol.md
 //! section 5.4): initializing the rack, adding and removing sleds, and
-//! aborting a preparing change.
+//! aborting a preparing change. Each result is [`Held`] until the ledger it
+//! reflects is stored.
 
 use std::collections::BTreeSet;
 
@@ -10,6 +11,7 @@ use tq_types::{BaseboardId, ConfigState, Epoch, RackId, Timestamp};
 use super::errors::{AbortError, AddSledsError, ChangeRefused, InitializeError, RemoveSledsError};
 use super::ledger::AbortReason;
 use super::proposal::ProposeError;
+use super::write::Held;
 use super::{ControlPlane, transact};
 
 impl ControlPlane {
@@ -18,6 +20,17 @@ impl ControlPlane {
     /// coordinate. Repeating the request while the same first configuration
     /// is preparing returns its epoch.
     pub fn initialize<R: CryptoRng + ?Sized>(
+        &mut self,
+        rack_id: RackId,
+        members: impl IntoIterator<Item = BaseboardId>,
+        now: Timestamp,
+        rng: &mut R,
+    ) -> Held<Result<Epoch, InitializeError>> {
+        self.driver.seen(now);
+        Held::new(self.initialize_now(rack_id, members, now, rng))
+    }
+
+    fn initialize_now<R: CryptoRng + ?Sized>(
         &mut self,
         rack_id: RackId,
         members: impl IntoIterator<Item = BaseboardId>,
@@ -84,6 +97,16 @@ impl ControlPlane {
         sleds: impl IntoIterator<Item = BaseboardId>,
         now: Timestamp,
         rng: &mut R,
+    ) -> Held<Result<Epoch, AddSledsError>> {
+        self.driver.seen(now);
+        Held::new(self.add_sleds_now(sleds, now, rng))
+    }
+
+    fn add_sleds_now<R: CryptoRng + ?Sized>(
+        &mut self,
+        sleds: impl IntoIterator<Item = BaseboardId>,
+        now: Timestamp,
+        rng: &mut R,
     ) -> Result<Epoch, AddSledsError> {
         let sleds: BTreeSet<BaseboardId> = sleds.into_iter().collect();
         if sleds.is_empty() {
@@ -102,6 +125,16 @@ impl ControlPlane {
     /// and returns its epoch. Membership, idempotence and refusals are as for
     /// [`add_sleds`](Self::add_sleds).
     pub fn remove_sleds<R: CryptoRng + ?Sized>(
+        &mut self,
+        sleds: impl IntoIterator<Item = BaseboardId>,
+        now: Timestamp,
+        rng: &mut R,
+    ) -> Held<Result<Epoch, RemoveSledsError>> {
+        self.driver.seen(now);
+        Held::new(self.remove_sleds_now(sleds, now, rng))
+    }
+
+    fn remove_sleds_now<R: CryptoRng + ?Sized>(
         &mut self,
         sleds: impl IntoIterator<Item = BaseboardId>,
         now: Timestamp,
@@ -184,13 +217,18 @@ impl ControlPlane {
     /// operator's `reason`, and returns its epoch. An operator's abort is
     /// never retried automatically. Aborting an already aborted latest
     /// configuration succeeds without change.
-    pub fn abort_latest(&mut self, reason: &str, now: Timestamp) -> Result<Epoch, AbortError> {
+    pub fn abort_latest(
+        &mut self,
+        reason: &str,
+        now: Timestamp,
+    ) -> Held<Result<Epoch, AbortError>> {
+        self.driver.seen(now);
         let reason = AbortReason::Operator { reason: reason.to_owned() };
         let result = self.abort_with(reason, now);
         if let Ok(epoch) = result {
             self.driver.forget_epoch(epoch);
         }
-        result
+        Held::new(result)
     }
 
     pub(crate) fn abort_with(

@@ -148,6 +148,7 @@ impl ControlPlane {
         result: Result<(), ReconfigurationError>,
         now: Timestamp,
     ) -> Result<(), ReconfigureResultError> {
+        self.driver.seen(now);
         let coordinator = self
             .check_preparing(epoch, from)
             .map_err(|e| match e {
@@ -204,6 +205,7 @@ impl ControlPlane {
         status: Option<CoordinatorStatus>,
         now: Timestamp,
     ) -> Result<(), CoordinatorStatusError> {
+        self.driver.seen(now);
         let coordinator = self
             .check_preparing(epoch, from)
             .map_err(|e| match e {

@@ -18,6 +18,7 @@ use tq_types::{
     Epoch, RackId, Salt, ShareDigest, Timestamp,
 };
 use trust_quorum::control::{ControlAction, ControlPlane, ControlPlaneConfig};
+use trust_quorum::harness::Controller;
 
 pub const RACK: &str = "0dbef452-a6dd-4831-bbdc-769ea3353f28";
 
@@ -89,14 +90,14 @@ pub fn state(cp: &ControlPlane, epoch: Epoch) -> ConfigState {
     cp.config(epoch).unwrap().state
 }
 
-pub fn default_cp() -> ControlPlane {
-    ControlPlane::new(ControlPlaneConfig::default())
+pub fn default_cp() -> Controller {
+    Controller::new(ControlPlaneConfig::default())
 }
 
 /// Drives the latest (preparing) configuration to committing: sends the
 /// reconfiguration request, answers it, and reports all of `acked` prepared.
 pub fn prepare(
-    cp: &mut ControlPlane,
+    cp: &mut Controller,
     acked: &BTreeSet<BaseboardId>,
     now: Timestamp,
     r: &mut ChaCha20Rng,
@@ -115,7 +116,7 @@ pub fn prepare(
 /// Commits every member the next pass targets, answering `Committed`
 /// unless `skip` holds the member. Returns the pass's actions.
 pub fn commit_pass(
-    cp: &mut ControlPlane,
+    cp: &mut Controller,
     skip: &BTreeSet<BaseboardId>,
     now: Timestamp,
     r: &mut ChaCha20Rng,
@@ -136,7 +137,7 @@ pub fn commit_pass(
 }
 
 /// A rack whose epoch 1 with `members` is committed.
-pub fn committed_rack(members: &BTreeSet<BaseboardId>, r: &mut ChaCha20Rng) -> ControlPlane {
+pub fn committed_rack(members: &BTreeSet<BaseboardId>, r: &mut ChaCha20Rng) -> Controller {
     committed_rack_with(ControlPlaneConfig::default(), members, r)
 }
 
@@ -144,8 +145,8 @@ pub fn committed_rack_with(
     config: ControlPlaneConfig,
     members: &BTreeSet<BaseboardId>,
     r: &mut ChaCha20Rng,
-) -> ControlPlane {
-    let mut cp = ControlPlane::new(config);
+) -> Controller {
+    let mut cp = Controller::new(config);
     let epoch = cp.initialize(rack(), members.clone(), t(-100), r).unwrap();
     prepare(&mut cp, members, t(-99), r);
     commit_pass(&mut cp, &BTreeSet::new(), t(-98), r);
@@ -154,7 +155,7 @@ pub fn committed_rack_with(
 }
 
 /// Fully drives the latest preparing configuration to committed.
-pub fn drive_to_committed(cp: &mut ControlPlane, now: Timestamp, r: &mut ChaCha20Rng) -> Epoch {
+pub fn drive_to_committed(cp: &mut Controller, now: Timestamp, r: &mut ChaCha20Rng) -> Epoch {
     let epoch = cp.latest_epoch().unwrap();
     let members: BTreeSet<BaseboardId> =
         cp.config(epoch).unwrap().members.keys().cloned().collect();

@@ -1,0 +1,48 @@
+//! What the world reports as it applies an event: the transitions the
+//! safety checker must see as they happened (a durable write, a message
+//! released, a disk lost, a secret loaded), recorded with the state they
+//! happened in, since later steps of the same event may change it.
+
+use std::sync::Arc;
+
+use tq_types::{BaseboardId, Configuration, Envelope, Epoch, LoadRackSecretError};
+use trust_quorum::{PersistentState, RackSecret};
+
+/// One transition the world went through, in the order it happened.
+pub(crate) enum Observation {
+    /// A sled durably wrote `new` over `old`.
+    Persisted {
+        /// The sled.
+        who: BaseboardId,
+        /// What the write replaced.
+        old: PersistentState,
+        /// What was written.
+        new: Arc<PersistentState>,
+    },
+    /// A sled released `envelope` for sending, its durable state then being
+    /// `sender_disk`.
+    Sent {
+        /// The message.
+        envelope: Envelope,
+        /// The sender's durable state when it released the message.
+        sender_disk: Arc<PersistentState>,
+    },
+    /// A crashed sled's durable state was wiped.
+    Wiped {
+        /// The sled.
+        who: BaseboardId,
+    },
+    /// A sled answered a request for the secret of `epoch`.
+    SecretLoaded {
+        /// The sled.
+        who: BaseboardId,
+        /// The requested epoch.
+        epoch: Epoch,
+        /// Its latest committed epoch after answering.
+        latest_committed: Option<Epoch>,
+        /// Its answer.
+        result: Result<Option<RackSecret>, LoadRackSecretError>,
+        /// Its configuration of `epoch` when the answer is a secret.
+        config: Option<Configuration>,
+    },
+}
