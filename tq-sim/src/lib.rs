@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 pub use event::{Event, LogEntry, LogHeader};
 pub use faults::{FaultPlan, FaultPreset};
 pub use invariants::Violation;
-pub use options::SimOptions;
+pub use options::{PlantedBug, SimOptions};
 pub use simulation::Simulation;
 pub use world::World;
 

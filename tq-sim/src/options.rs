@@ -1,7 +1,8 @@
 //! The options of one run; with the seed they determine the run exactly.
 
 use serde::{Deserialize, Serialize};
-use trust_quorum::PlantedBug;
+#[cfg(feature = "planted-bugs")]
+pub use trust_quorum::PlantedBug;
 
 use crate::faults::FaultPreset;
 
@@ -19,7 +20,8 @@ pub struct SimOptions {
     /// How many control-plane replicas share the ledger.
     pub replicas: usize,
     /// A deliberately wrong behaviour to plant in every node and replica
-    /// (self-test; needs the `planted-bugs` feature, ignored without it).
+    /// (self-test; needs the `planted-bugs` feature: without it no bug can
+    /// be named, and a log that names one does not load).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub planted_bug: Option<PlantedBug>,
 }
@@ -37,3 +39,9 @@ impl SimOptions {
         }
     }
 }
+
+/// Without the `planted-bugs` feature no bug exists: this type has no
+/// values, so `planted_bug` is always `None`.
+#[cfg(not(feature = "planted-bugs"))]
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub enum PlantedBug {}

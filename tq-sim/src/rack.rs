@@ -14,10 +14,11 @@ use rand_core::SeedableRng;
 use tq_types::{BaseboardId, Envelope, Epoch, PeerMsg, PeerMsgKind, Share};
 use trust_quorum::harness::{self, Stepped};
 use trust_quorum::node::Reply;
-use trust_quorum::{Node, NodeCtx, PersistentState, PlantedBug};
+use trust_quorum::{Node, NodeCtx, PersistentState};
 
 use crate::network::Network;
 use crate::observation::Observation;
+use crate::options::PlantedBug;
 use crate::random::subseed;
 
 /// One sled: its node embedded through the harness (running or not, and its
@@ -50,7 +51,11 @@ fn plant(ctx: &mut NodeCtx, bug: Option<PlantedBug>) {
         ctx.plant_bug(bug);
     }
     #[cfg(not(feature = "planted-bugs"))]
-    let _ = (ctx, bug);
+    if let Some(bug) = bug {
+        match bug {}
+    }
+    #[cfg(not(feature = "planted-bugs"))]
+    let _ = ctx;
 }
 
 /// The sleds and the network between them.

@@ -3,8 +3,8 @@
 #![cfg(feature = "planted-bugs")]
 #![allow(clippy::unwrap_used, missing_docs)]
 
+use tq_sim::PlantedBug;
 use tq_sim::{FaultPreset, SimOptions, run};
-use trust_quorum::PlantedBug;
 
 /// The first seed below 200 whose run with `bug` fails, and the invariant.
 fn first_catch(bug: PlantedBug) -> Option<(u64, String)> {

@@ -48,6 +48,26 @@ pub struct RackIdMismatch {
     pub got: RackId,
 }
 
+/// Why a node refuses a control-plane request whatever it asks: the refusal
+/// that coordinate, commit and prepare-and-commit requests share.
+#[derive(Clone, PartialEq, Eq, Debug, thiserror::Error, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NodeRefusal {
+    /// The request is for another rack.
+    #[error(transparent)]
+    RackIdMismatch(RackIdMismatch),
+    /// The node was removed from the rack at `epoch`, and the request is not
+    /// about a later configuration that lists it (docs/protocol.md section
+    /// 4.8).
+    #[error("node was expunged at epoch {epoch} (told by {from})")]
+    Expunged {
+        /// The epoch it was removed at.
+        epoch: Epoch,
+        /// The peer that told it.
+        from: BaseboardId,
+    },
+}
+
 /// Why a node refused to coordinate a reconfiguration.
 #[derive(Clone, PartialEq, Eq, Debug, thiserror::Error, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -61,17 +81,10 @@ pub enum ReconfigurationError {
     /// Membership size or threshold is out of bounds.
     #[error("invalid configuration: {0}")]
     Invalid(InvalidConfiguration),
-    /// The request is for another rack.
+    /// The node refuses every request of the control plane (another rack,
+    /// or expunged).
     #[error(transparent)]
-    RackIdMismatch(RackIdMismatch),
-    /// The node was removed from the rack; it must be wiped to rejoin.
-    #[error("node was expunged at epoch {epoch} (told by {from})")]
-    Expunged {
-        /// The epoch it was removed at.
-        epoch: Epoch,
-        /// The peer that told it.
-        from: BaseboardId,
-    },
+    Refused(#[from] NodeRefusal),
     /// The request builds on a different committed epoch than the node's.
     #[error(
         "request builds on committed epoch {requested:?} but the node's latest committed epoch is {actual:?}"
@@ -114,17 +127,10 @@ pub enum ReconfigurationError {
 #[derive(Clone, PartialEq, Eq, Debug, thiserror::Error, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CommitError {
-    /// The request is for another rack.
+    /// The node refuses every request of the control plane (another rack,
+    /// or expunged).
     #[error(transparent)]
-    RackIdMismatch(RackIdMismatch),
-    /// The node was removed from the rack.
-    #[error("node was expunged at epoch {epoch} (told by {from})")]
-    Expunged {
-        /// The epoch it was removed at.
-        epoch: Epoch,
-        /// The peer that told it.
-        from: BaseboardId,
-    },
+    Refused(#[from] NodeRefusal),
     /// The node holds no configuration and share for the epoch (it never
     /// prepared it, or lost its disk). Send a prepare-and-commit instead.
     #[error("epoch {0} is not prepared on this node")]
@@ -135,17 +141,10 @@ pub enum CommitError {
 #[derive(Clone, PartialEq, Eq, Debug, thiserror::Error, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PrepareAndCommitError {
-    /// The configuration is for another rack.
+    /// The node refuses every request of the control plane (another rack,
+    /// or expunged).
     #[error(transparent)]
-    RackIdMismatch(RackIdMismatch),
-    /// The node was removed from the rack.
-    #[error("node was expunged at epoch {epoch} (told by {from})")]
-    Expunged {
-        /// The epoch it was removed at.
-        epoch: Epoch,
-        /// The peer that told it.
-        from: BaseboardId,
-    },
+    Refused(#[from] NodeRefusal),
     /// The node is not a member of the configuration.
     #[error("node is not a member of the configuration at epoch {0}")]
     NotAMember(Epoch),

@@ -23,8 +23,8 @@ mod serde_util;
 
 pub use config::{Configuration, EncryptedRackSecrets, Salt, Share, ShareDigest};
 pub use errors::{
-    CommitError, InvalidConfiguration, LoadRackSecretError, PrepareAndCommitError, RackIdMismatch,
-    ReconfigurationError,
+    CommitError, InvalidConfiguration, LoadRackSecretError, NodeRefusal, PrepareAndCommitError,
+    RackIdMismatch, ReconfigurationError,
 };
 pub use ids::{BaseboardId, BaseboardIdError, Epoch, RackId, Threshold};
 pub use membership::{

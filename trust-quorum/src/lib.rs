@@ -13,10 +13,11 @@ pub mod crypto;
 #[cfg(feature = "harness")]
 pub mod harness;
 pub mod node;
-pub mod planted;
+mod planted;
 
 pub use crypto::RackSecret;
 pub use node::{Node, NodeCtx, PersistentState};
+#[cfg(feature = "planted-bugs")]
 pub use planted::PlantedBug;
 
 /// The README's examples, compiled and run as doctests.

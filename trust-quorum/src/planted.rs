@@ -8,20 +8,36 @@
 
 use serde::{Deserialize, Serialize};
 
-/// A deliberately wrong behaviour the simulator must catch.
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PlantedBug {
-    /// The control plane starts committing at K prepare acks instead of
-    /// K + Z.
-    CommitAtThreshold,
-    /// Nodes take shares from peers without checking them against the
-    /// sender's digest.
-    SkipShareDigestCheck,
-    /// Nodes acknowledge prepares for epochs older than their latest
-    /// committed one.
-    AckStalePrepare,
+/// Declares [`PlantedBug`], public with the `planted-bugs` feature and
+/// crate-private without it (the checks in the code still name it, but
+/// nothing outside can even spell a bug).
+macro_rules! planted_bug {
+    ($vis:vis) => {
+        /// A deliberately wrong behaviour the simulator must catch.
+        #[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        #[cfg_attr(
+            not(feature = "planted-bugs"),
+            allow(dead_code, reason = "never switched on without the feature")
+        )]
+        $vis enum PlantedBug {
+            /// The control plane starts committing at K prepare acks instead of
+            /// K + Z.
+            CommitAtThreshold,
+            /// Nodes take shares from peers without checking them against the
+            /// sender's digest.
+            SkipShareDigestCheck,
+            /// Nodes acknowledge prepares for epochs older than their latest
+            /// committed one.
+            AckStalePrepare,
+        }
+    };
 }
+
+#[cfg(feature = "planted-bugs")]
+planted_bug!(pub);
+#[cfg(not(feature = "planted-bugs"))]
+planted_bug!(pub(crate));
 
 /// The planted bug of one node or control plane, if any.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]

@@ -14,7 +14,7 @@ mod control {
 
     use crate::control_support::*;
     use tq_types::{
-        BaseboardId, CommitError, CommitStatus, ConfigState, Epoch, MemberState,
+        BaseboardId, CommitError, CommitStatus, ConfigState, Epoch, MemberState, NodeRefusal,
         PrepareAndCommitError, RackMembershipState, ReconfigurationError,
     };
     use trust_quorum::control::{
@@ -315,7 +315,8 @@ mod control {
         let e2 = cp.add_sleds(ids([4]), t(0), &mut r).unwrap();
         prepare(&mut cp, &ids(0..4), t(1), &mut r);
         assert_eq!(state(&cp, e2), ConfigState::Committing, "4 of 5 prepared is K+Z");
-        let refusal = PrepareAndCommitError::Expunged { epoch: e2, from: id(0) };
+        let refusal =
+            PrepareAndCommitError::Refused(NodeRefusal::Expunged { epoch: e2, from: id(0) });
         for s in 2..5 {
             let actions = commit_pass(&mut cp, &ids([4]), t(s), &mut r);
             assert_eq!(commits(&actions)[&id(4)].0, "prepare_and_commit", "asked again");

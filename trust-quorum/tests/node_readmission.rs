@@ -16,7 +16,8 @@ mod support;
 
 use support::{Cluster, id, ids, rack};
 use tq_types::{
-    CommitStatus, Epoch, PeerMsg, PeerMsgKind, PrepareAndCommitError, PrepareAndCommitRequest,
+    CommitStatus, Epoch, NodeRefusal, PeerMsg, PeerMsgKind, PrepareAndCommitError,
+    PrepareAndCommitRequest,
 };
 
 /// Epochs 1 to 3 committed, sled 5 removed by 3 and wiped; it stays down.
@@ -54,7 +55,13 @@ fn stale_request_expunges(c: &mut Cluster, latest: u64) {
     // The stale epoch itself stays refused.
     let req = PrepareAndCommitRequest { config: config2 };
     let out = c.request(&id(5), |n, ctx| n.prepare_and_commit(ctx, req));
-    assert_eq!(out, Err(PrepareAndCommitError::Expunged { epoch: Epoch(latest), from: ex.from }));
+    assert_eq!(
+        out,
+        Err(PrepareAndCommitError::Refused(NodeRefusal::Expunged {
+            epoch: Epoch(latest),
+            from: ex.from
+        }))
+    );
 }
 
 /// Sled 5 committed epoch 4, holds the right share, is no longer expunged
@@ -124,7 +131,10 @@ fn only_a_later_configuration_listing_the_sled_readmits_it() {
     }
     let req = PrepareAndCommitRequest { config: config4 };
     let out = c.request(&id(5), |n, ctx| n.prepare_and_commit(ctx, req));
-    assert!(matches!(out, Err(PrepareAndCommitError::Expunged { epoch: Epoch(4), .. })));
+    assert!(matches!(
+        out,
+        Err(PrepareAndCommitError::Refused(NodeRefusal::Expunged { epoch: Epoch(4), .. }))
+    ));
     let req = PrepareAndCommitRequest { config: config5 };
     let out = c.request(&id(5), |n, ctx| n.prepare_and_commit(ctx, req));
     assert_eq!(out, Err(PrepareAndCommitError::NotAMember(Epoch(5))));

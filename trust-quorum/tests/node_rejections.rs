@@ -20,8 +20,9 @@ use support::{Cluster, id, ids, rack};
 use tq_types::errors::InvalidConfiguration;
 use tq_types::{
     Alarm, CommitError, CommitRequest, CommitStatus, Configuration, Envelope, Epoch,
-    LoadRackSecretError, PeerMsg, PeerMsgKind, PrepareAndCommitError, PrepareAndCommitRequest,
-    RackId, RackIdMismatch, ReconfigurationError, ReconfigureMsg, Share, Threshold,
+    LoadRackSecretError, NodeRefusal, PeerMsg, PeerMsgKind, PrepareAndCommitError,
+    PrepareAndCommitRequest, RackId, RackIdMismatch, ReconfigurationError, ReconfigureMsg, Share,
+    Threshold,
 };
 use trust_quorum::node::Reply;
 
@@ -140,10 +141,10 @@ fn reconfigure_rejections_are_typed_and_change_nothing() {
         ),
         (
             ReconfigureMsg { rack_id: other_rack(), ..reconfigure(2, Some(1), ids(0..5), 3) },
-            ReconfigurationError::RackIdMismatch(RackIdMismatch {
+            ReconfigurationError::Refused(NodeRefusal::RackIdMismatch(RackIdMismatch {
                 expected: rack(),
                 got: other_rack(),
-            }),
+            })),
         ),
         (
             reconfigure(2, None, ids(0..5), 3),
@@ -222,7 +223,10 @@ fn commit_rejections() {
     });
     assert_eq!(
         out,
-        Err(CommitError::RackIdMismatch(RackIdMismatch { expected: rack(), got: other_rack() }))
+        Err(CommitError::Refused(NodeRefusal::RackIdMismatch(RackIdMismatch {
+            expected: rack(),
+            got: other_rack()
+        })))
     );
     let out = assert_no_effect_req(&mut c, 0, |n, ctx| {
         n.commit_configuration(ctx, CommitRequest { rack_id: rack(), epoch: Epoch(7) })
@@ -266,10 +270,10 @@ fn prepare_and_commit_rejections() {
     let out = assert_no_effect_req(&mut c, 0, |n, ctx| n.prepare_and_commit(ctx, pac(wrong_rack)));
     assert_eq!(
         out,
-        Err(PrepareAndCommitError::RackIdMismatch(RackIdMismatch {
+        Err(PrepareAndCommitError::Refused(NodeRefusal::RackIdMismatch(RackIdMismatch {
             expected: rack(),
             got: other_rack()
-        }))
+        })))
     );
     let bad_k = Configuration { threshold: Threshold(9), epoch: Epoch(2), ..config.clone() };
     let out = assert_no_effect_req(&mut c, 0, |n, ctx| n.prepare_and_commit(ctx, pac(bad_k)));
@@ -529,16 +533,25 @@ fn expunged_notices() {
     let out = assert_no_effect_req(&mut c, 3, |n, ctx| {
         n.coordinate_reconfiguration(ctx, reconfigure(5, Some(1), ids(0..5), 3))
     });
-    assert_eq!(out, Err(ReconfigurationError::Expunged { epoch: Epoch(2), from: id(0) }));
+    assert_eq!(
+        out,
+        Err(ReconfigurationError::Refused(NodeRefusal::Expunged { epoch: Epoch(2), from: id(0) }))
+    );
     let out = assert_no_effect_req(&mut c, 3, |n, ctx| {
         n.commit_configuration(ctx, CommitRequest { rack_id: rack(), epoch: Epoch(2) })
     });
-    assert_eq!(out, Err(CommitError::Expunged { epoch: Epoch(2), from: id(0) }));
+    assert_eq!(
+        out,
+        Err(CommitError::Refused(NodeRefusal::Expunged { epoch: Epoch(2), from: id(0) }))
+    );
     let config = c.state(&id(3)).config(Epoch(2)).unwrap().clone();
     let out = assert_no_effect_req(&mut c, 3, |n, ctx| {
         n.prepare_and_commit(ctx, PrepareAndCommitRequest { config })
     });
-    assert_eq!(out, Err(PrepareAndCommitError::Expunged { epoch: Epoch(2), from: id(0) }));
+    assert_eq!(
+        out,
+        Err(PrepareAndCommitError::Refused(NodeRefusal::Expunged { epoch: Epoch(2), from: id(0) }))
+    );
     let out = assert_no_effect(&mut c, 3, |n, ctx| n.load_rack_secret(ctx, Epoch(1)));
     assert_eq!(out.err(), Some(LoadRackSecretError::Expunged { epoch: Epoch(2) }));
     // Peer traffic is dropped, and a later notice does not overwrite it.

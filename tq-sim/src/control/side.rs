@@ -3,9 +3,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::options::PlantedBug;
 use tq_types::membership::TrustQuorumConfig;
 use tq_types::{BaseboardId, Epoch, RackId};
-use trust_quorum::PlantedBug;
 use trust_quorum::control::{ControlPlane, Ledger};
 
 use crate::control::channel::{self, Channel};

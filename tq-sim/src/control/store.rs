@@ -3,11 +3,11 @@
 //! Every replica decides on its own snapshot of the ledger; a decision is
 //! kept only if the store still holds the generation it started from.
 
+use crate::options::PlantedBug;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use tq_types::membership::Timestamp;
 use tq_types::{BaseboardId, RackId};
-use trust_quorum::PlantedBug;
 use trust_quorum::control::{ControlPlane, ControlPlaneConfig, Held, Ledger, LedgerWrite, Stored};
 
 use crate::random::subseed;
@@ -30,7 +30,11 @@ fn plant(cp: &mut ControlPlane, bug: Option<PlantedBug>) {
         cp.plant_bug(bug);
     }
     #[cfg(not(feature = "planted-bugs"))]
-    let _ = (cp, bug);
+    if let Some(bug) = bug {
+        match bug {}
+    }
+    #[cfg(not(feature = "planted-bugs"))]
+    let _ = cp;
 }
 
 /// One control-plane replica.

@@ -4,14 +4,13 @@
 
 use tq_types::{
     Alarm, BaseboardId, CommitError, CommitRequest, CommitStatus, Configuration, Epoch,
-    PrepareAndCommitError, PrepareAndCommitRequest, RackIdMismatch, ReconfigurationError,
-    ReconfigureMsg,
+    PrepareAndCommitError, PrepareAndCommitRequest, ReconfigurationError, ReconfigureMsg,
 };
 
 use super::activity::Activity;
 use super::coordinator::Coordinator;
 use super::key_share::KeyShareComputer;
-use super::validate::{ValidatedReconfigureMsg, check_config};
+use super::validate::{ValidatedReconfigureMsg, check_config, check_not_expunged, check_rack};
 use super::{Node, NodeCtx, PersistentState, Reply};
 
 impl Node {
@@ -70,17 +69,8 @@ impl Node {
         req: CommitRequest,
     ) -> Result<CommitStatus, CommitError> {
         let state = ctx.persistent_state();
-        if let Some(ex) = state.expunged() {
-            return Err(CommitError::Expunged { epoch: ex.epoch, from: ex.from.clone() });
-        }
-        if let Some(expected) = state.rack_id() {
-            if expected != req.rack_id {
-                return Err(CommitError::RackIdMismatch(RackIdMismatch {
-                    expected,
-                    got: req.rack_id,
-                }));
-            }
-        }
+        check_not_expunged(state, None)?;
+        check_rack(state, req.rack_id)?;
         if state.latest_committed_epoch().is_some_and(|l| l >= req.epoch) {
             return Ok(commit_status(state, req.epoch));
         }
@@ -109,17 +99,8 @@ impl Node {
         req: PrepareAndCommitRequest,
     ) -> Result<CommitStatus, PrepareAndCommitError> {
         let state = ctx.persistent_state();
-        if let Some(ex) = state.expunged_for(req.config.epoch) {
-            return Err(PrepareAndCommitError::Expunged { epoch: ex.epoch, from: ex.from.clone() });
-        }
-        if let Some(expected) = state.rack_id() {
-            if expected != req.config.rack_id {
-                return Err(PrepareAndCommitError::RackIdMismatch(RackIdMismatch {
-                    expected,
-                    got: req.config.rack_id,
-                }));
-            }
-        }
+        check_not_expunged(state, Some(req.config.epoch))?;
+        check_rack(state, req.config.rack_id)?;
         check_config(&req.config).map_err(PrepareAndCommitError::Invalid)?;
         self.learn_committed(ctx, req.config, None)
     }

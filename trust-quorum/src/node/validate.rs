@@ -5,8 +5,8 @@
 
 use tq_types::ids::{MAX_MEMBERS, MIN_MEMBERS};
 use tq_types::{
-    BaseboardId, Configuration, Epoch, InvalidConfiguration, RackIdMismatch, ReconfigurationError,
-    ReconfigureMsg, Threshold,
+    BaseboardId, Configuration, Epoch, InvalidConfiguration, NodeRefusal, RackId, RackIdMismatch,
+    ReconfigurationError, ReconfigureMsg, Threshold,
 };
 
 use super::persistent::PersistentState;
@@ -26,6 +26,34 @@ pub(crate) fn check_bounds(
         return Err(InvalidConfiguration::Threshold { threshold });
     }
     Ok(())
+}
+
+/// Refuses a control-plane request for a rack other than the node's (a
+/// node with no configuration accepts any rack).
+pub(crate) fn check_rack(state: &PersistentState, requested: RackId) -> Result<(), NodeRefusal> {
+    match state.rack_id() {
+        Some(expected) if expected != requested => {
+            Err(NodeRefusal::RackIdMismatch(RackIdMismatch { expected, got: requested }))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Refuses a control-plane request from an expunged node: any request, or
+/// with `epoch`, one about that epoch unless it is later than the
+/// expungement (docs/protocol.md section 4.8).
+pub(crate) fn check_not_expunged(
+    state: &PersistentState,
+    epoch: Option<Epoch>,
+) -> Result<(), NodeRefusal> {
+    let expunged = match epoch {
+        Some(epoch) => state.expunged_for(epoch),
+        None => state.expunged(),
+    };
+    match expunged {
+        Some(ex) => Err(NodeRefusal::Expunged { epoch: ex.epoch, from: ex.from.clone() }),
+        None => Ok(()),
+    }
 }
 
 /// Checks the structure of a configuration received from a peer or the
@@ -58,17 +86,8 @@ impl ValidatedReconfigureMsg {
             return Err(ReconfigurationError::CoordinatorNotMember { node: me.clone() });
         }
         check_bounds(msg.members.len(), msg.threshold).map_err(ReconfigurationError::Invalid)?;
-        if let Some(expected) = state.rack_id() {
-            if expected != msg.rack_id {
-                return Err(ReconfigurationError::RackIdMismatch(RackIdMismatch {
-                    expected,
-                    got: msg.rack_id,
-                }));
-            }
-        }
-        if let Some(ex) = state.expunged() {
-            return Err(ReconfigurationError::Expunged { epoch: ex.epoch, from: ex.from.clone() });
-        }
+        check_rack(state, msg.rack_id)?;
+        check_not_expunged(state, None)?;
         let actual = state.latest_committed_epoch();
         if msg.last_committed_epoch != actual {
             return Err(ReconfigurationError::LastCommittedEpochMismatch {
