@@ -142,5 +142,15 @@ mod control {
         cp.add_sleds(ids([3]), t(0), &mut r).unwrap();
         let _sent = cp.tick(t(1), &mut r);
         assert_eq!(cp.next_deadline(), Some(t(61)), "the timeout comes before the next pass");
+        // Once committing, the prepare timeout no longer matters: the next
+        // deadline is the next pass, however long ago the coordinator spoke.
+        let e = cp.latest_epoch().unwrap();
+        let coord = coordinator(&cp, e);
+        cp.on_reconfigure_result(e, &coord, Ok(()), t(2)).unwrap();
+        let status = fake_status(&cp, e, &ids(0..4));
+        cp.on_coordinator_status(e, &coord, Some(status), t(2)).unwrap();
+        let _sent = cp.tick(t(100), &mut r);
+        assert_eq!(state(&cp, e), tq_types::ConfigState::Committing);
+        assert_eq!(cp.next_deadline(), Some(t(700)));
     }
 }

@@ -136,10 +136,17 @@ impl ControlPlane {
             return Some(self.driver.last_seen.unwrap_or(last));
         }
         let periodic = last.checked_add(self.config.tick_interval);
-        let timeout = self.driver.watch.as_ref().and_then(|w| {
-            let reference = w.last_heard.map_or(w.since, |t| t.max(w.since));
-            reference.checked_add(self.config.prepare_timeout)
+        // The prepare timeout matters only while the watched epoch is the
+        // latest and still preparing.
+        let preparing = self.ledger.latest().and_then(|(epoch, r)| {
+            (r.state == ConfigState::Preparing && r.time_reconfigure_sent.is_some())
+                .then_some(epoch)
         });
+        let timeout =
+            self.driver.watch.as_ref().filter(|w| Some(w.epoch) == preparing).and_then(|w| {
+                let reference = w.last_heard.map_or(w.since, |t| t.max(w.since));
+                reference.checked_add(self.config.prepare_timeout)
+            });
         match (periodic, timeout) {
             (Some(p), Some(t)) => Some(p.min(t)),
             (p, t) => p.or(t),
