@@ -1,0 +1,251 @@
+//! The sled agent: the node role on durable files, mutual-TLS peer links, a
+//! control API for the control plane and a local API for secret use.
+//!
+//! One task (the actor) owns the node. The transport and the two HTTP
+//! servers talk to it through one queue, so inputs are handled one at a
+//! time, each followed by the embedder step (write, then send, then
+//! answer). A failed durable write stops the actor: nothing is sent after
+//! it, and every later request is answered "unavailable".
+
+mod actor;
+pub(crate) mod request;
+
+pub use self::request::{KeyError, LocalKey};
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use trust_quorum::{Node, NodeCtx, PersistentState};
+
+use self::actor::{Actor, Stop};
+use self::request::{Input, Requester};
+use crate::config::AgentConfig;
+use crate::storage::{FILE_NAMES, Storage, StorageError};
+use crate::transport::{self, TransportConfig};
+use crate::unlock::Token;
+use crate::{api, local, tls};
+
+/// Bound on queued inputs; senders wait when it is full.
+const INPUT_QUEUE: usize = 1024;
+
+/// Why an agent could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Neither copy of the durable state is usable, or the store failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// A data folder cannot be created.
+    #[error("cannot create data folder {path}: {source}")]
+    DataDir {
+        /// The folder.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A valid file holds a state that does not decode.
+    #[error("the durable state in {paths:?} does not decode: {reason}")]
+    Decode {
+        /// The two copies.
+        paths: [PathBuf; 2],
+        /// Why.
+        reason: String,
+    },
+    /// The TLS identity cannot be loaded.
+    #[error("TLS identity: {0}")]
+    Tls(String),
+    /// A listener cannot be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The local API's token cannot be read or created.
+    #[error("local API token: {0}")]
+    Token(std::io::Error),
+    /// No OS randomness to seed the node's generator.
+    #[error("no OS randomness: {0}")]
+    Random(String),
+}
+
+/// A running agent.
+pub struct AgentHandle {
+    peer_addr: SocketAddr,
+    control_addr: SocketAddr,
+    local_addr: SocketAddr,
+    token: std::sync::Arc<Token>,
+    stop: watch::Sender<bool>,
+    actor: JoinHandle<Result<(), Stop>>,
+    servers: Vec<JoinHandle<()>>,
+    transport: transport::TransportHandle,
+}
+
+impl AgentHandle {
+    /// Where peers connect.
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.peer_addr
+    }
+
+    /// The control API.
+    pub fn control_addr(&self) -> SocketAddr {
+        self.control_addr
+    }
+
+    /// The local secret-use API.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The local API's bearer token.
+    pub fn token(&self) -> &str {
+        self.token.expose()
+    }
+
+    /// Stops everything the agent started and waits for it. Returns the
+    /// reason if the agent had stopped on its own (a failed write).
+    pub async fn shutdown(self) -> Result<(), String> {
+        let _ = self.stop.send(true);
+        for server in self.servers {
+            let _ = server.await;
+        }
+        self.transport.shutdown().await;
+        match self.actor.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(stop)) => Err(stop.to_string()),
+            Err(join) => Err(join.to_string()),
+        }
+    }
+
+    /// Waits until the agent stops on its own or `shutdown` is asked
+    /// through `signal`; then stops everything.
+    pub async fn run_until(
+        mut self,
+        signal: impl std::future::Future<Output = ()>,
+    ) -> Result<(), String> {
+        tokio::select! {
+            result = &mut self.actor => {
+                let _ = self.stop.send(true);
+                for server in self.servers { let _ = server.await; }
+                self.transport.shutdown().await;
+                match result {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(stop)) => Err(stop.to_string()),
+                    Err(join) => Err(join.to_string()),
+                }
+            }
+            () = signal => self.shutdown().await,
+        }
+    }
+}
+
+/// Starts a sled agent: reads its durable state (repairing a bad copy),
+/// binds its three listeners and starts the actor.
+pub async fn start(config: &AgentConfig) -> Result<AgentHandle, StartError> {
+    let [a, b] = &config.data_dirs;
+    let paths = [a.join(FILE_NAMES[0]), b.join(FILE_NAMES[1])];
+    for dir in &config.data_dirs {
+        std::fs::create_dir_all(dir)
+            .map_err(|source| StartError::DataDir { path: dir.clone(), source })?;
+    }
+    let opened = Storage::open(paths.clone())?;
+    for repair in &opened.repaired {
+        tracing::warn!(sled = %config.id, %repair, "durable state repaired");
+    }
+    let state = match &opened.payload {
+        Some(bytes) => PersistentState::decode(bytes)
+            .map_err(|e| StartError::Decode { paths: paths.clone(), reason: e.to_string() })?,
+        None => PersistentState::new(),
+    };
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed).map_err(|e| StartError::Random(e.to_string()))?;
+    let rng = ChaCha20Rng::from_seed(seed);
+    let mut ctx = NodeCtx::with_persistent_state(config.id.clone(), state, rng);
+    let node = Node::new(&mut ctx);
+    let latest = ctx.persistent_state().latest_committed_epoch();
+    tracing::info!(sled = %config.id, generation = opened.storage.generation(), latest_committed = ?latest, "state loaded");
+
+    let identity = tls::Identity::load(&config.tls.ca, &config.tls.cert, &config.tls.key)
+        .map_err(|e| StartError::Tls(e.to_string()))?;
+    if identity.sled_id() != Some(&config.id) {
+        return Err(StartError::Tls(format!(
+            "the certificate {} is not for sled {}",
+            config.tls.cert.display(),
+            config.id
+        )));
+    }
+    let bind = |addr: SocketAddr| async move {
+        tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Bind { addr, source })
+    };
+    let peer_listener = bind(config.peer_listen).await?;
+    let control_listener = bind(config.control_listen).await?;
+    let local_listener = bind(config.local_listen).await?;
+    let addr = |l: &tokio::net::TcpListener, fallback| l.local_addr().unwrap_or(fallback);
+    let peer_addr = addr(&peer_listener, config.peer_listen);
+    let control_addr = addr(&control_listener, config.control_listen);
+    let local_addr = addr(&local_listener, config.local_listen);
+
+    let token_dir = config.data_dirs.first().cloned().unwrap_or_default();
+    let token =
+        Token::load_or_create(&token_dir.join("local-api.token")).map_err(StartError::Token)?;
+    let token = std::sync::Arc::new(token);
+
+    let (inputs, input_rx) = mpsc::channel(INPUT_QUEUE);
+    let (event_tx, mut event_rx) = mpsc::channel(INPUT_QUEUE);
+    let transport = transport::spawn(
+        TransportConfig::new(
+            config.id.clone(),
+            peer_listener,
+            config.peers.iter().map(|p| (p.id.clone(), p.addr)).collect(),
+            identity,
+        ),
+        event_tx,
+    );
+    let (stop, stop_rx) = watch::channel(false);
+    let (committed, committed_rx) = watch::channel(latest);
+    let forward = inputs.clone();
+    let mut forward_stop = stop_rx.clone();
+    let forwarder = tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                event = event_rx.recv() => match event {
+                    Some(event) => if forward.send(Input::Transport(event)).await.is_err() { return },
+                    None => return,
+                },
+                _ = forward_stop.changed() => return,
+            }
+        }
+    });
+    let actor =
+        Actor::new(config.id.clone(), node, ctx, opened.storage, transport.clone(), committed);
+    let actor = tokio::spawn(actor.run(input_rx, stop_rx.clone()));
+    let requester = Requester(inputs);
+    let servers = vec![
+        forwarder,
+        serve(control_listener, api::router(requester.clone()), stop_rx.clone()),
+        serve(local_listener, local::router(requester, token.clone(), committed_rx), stop_rx),
+    ];
+    tracing::info!(sled = %config.id, %peer_addr, %control_addr, %local_addr, "agent started");
+    Ok(AgentHandle { peer_addr, control_addr, local_addr, token, stop, actor, servers, transport })
+}
+
+fn serve(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    mut stop: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = stop.wait_for(|stopped| *stopped).await;
+        };
+        if let Err(error) = axum::serve(listener, router).with_graceful_shutdown(shutdown).await {
+            tracing::error!(%error, "HTTP server failed");
+        }
+    })
+}

@@ -1,0 +1,24 @@
+//! The trust-quorum sled agent: the node role of `trust-quorum` on real
+//! disks and real, authenticated sockets.
+//!
+//! - [`storage`]: the durable state in two copies, written with fsync and
+//!   rename, checked with a BLAKE3 checksum, repaired from the good copy;
+//! - [`tls`], [`frame`] and [`transport`]: mutual-TLS peer links carrying
+//!   length-prefixed postcard frames, one connection per pair of sleds;
+//! - [`agent`]: the task that owns the node and runs the embedder step
+//!   after every input, plus the control API ([`api`]) and the local
+//!   secret-use API ([`local`]);
+//! - [`config`] and [`keys`]: the TOML configuration and the rack's
+//!   certificates.
+#![forbid(unsafe_code)]
+
+pub mod agent;
+pub mod api;
+pub mod config;
+pub mod frame;
+pub mod keys;
+pub mod local;
+pub mod storage;
+pub mod tls;
+pub mod transport;
+pub mod unlock;

@@ -1,0 +1,285 @@
+//! A local rack of sled agents in one test process, and a control plane
+//! (`trust_quorum::harness::Controller`) that drives them over their
+//! control APIs. Every wait is bounded.
+#![allow(
+    dead_code,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::arithmetic_side_effects,
+    missing_docs
+)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+use tq_node::agent::{self, AgentHandle};
+use tq_node::config::{AgentConfig, PeerConfig, TlsPaths};
+use tq_types::{
+    BaseboardId, CommitError, CommitStatus, ConfigState, CoordinatorStatus, Epoch,
+    PrepareAndCommitError, RackId, ReconfigurationError, Timestamp,
+};
+use trust_quorum::control::{ControlAction, ControlPlaneConfig, MemberCommitError};
+use trust_quorum::harness::Controller;
+
+pub fn sled(i: usize) -> BaseboardId {
+    format!("PPP-PPPPPPP:{i:011}").parse().unwrap()
+}
+
+pub fn sleds(r: impl IntoIterator<Item = usize>) -> BTreeSet<BaseboardId> {
+    r.into_iter().map(sled).collect()
+}
+
+pub fn now() -> Timestamp {
+    let micros =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_micros();
+    Timestamp::from_unix_micros(i64::try_from(micros).unwrap()).unwrap()
+}
+
+/// Free loopback ports: bind, read, release. The agents rebind them.
+fn free_ports(n: usize) -> Vec<SocketAddr> {
+    let listeners: Vec<std::net::TcpListener> =
+        (0..n).map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap()).collect();
+    listeners.iter().map(|l| l.local_addr().unwrap()).collect()
+}
+
+pub struct LocalRack {
+    pub dir: tempfile::TempDir,
+    pub configs: BTreeMap<BaseboardId, AgentConfig>,
+    pub agents: BTreeMap<BaseboardId, AgentHandle>,
+    pub http: reqwest::Client,
+    pub cp: Controller,
+    pub rng: ChaCha20Rng,
+}
+
+impl LocalRack {
+    /// Keys and configurations for `n` sleds; no agent started yet.
+    pub fn new(n: usize) -> LocalRack {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = dir.path().join("keys");
+        tq_node::keys::generate_rack(&keys, n).unwrap();
+        let ports = free_ports(3 * n);
+        let mut configs = BTreeMap::new();
+        for i in 0..n {
+            let config = AgentConfig {
+                id: sled(i),
+                data_dirs: [
+                    dir.path().join(format!("sled-{i}/disk-a")),
+                    dir.path().join(format!("sled-{i}/disk-b")),
+                ],
+                peer_listen: ports[3 * i],
+                control_listen: ports[3 * i + 1],
+                local_listen: ports[3 * i + 2],
+                tls: TlsPaths {
+                    ca: keys.join("ca.pem"),
+                    cert: keys.join(format!("{i}/cert.pem")),
+                    key: keys.join(format!("{i}/key.pem")),
+                },
+                peers: (0..n)
+                    .filter(|j| *j != i)
+                    .map(|j| PeerConfig { id: sled(j), addr: ports[3 * j] })
+                    .collect(),
+            };
+            configs.insert(sled(i), config);
+        }
+        LocalRack {
+            dir,
+            configs,
+            agents: BTreeMap::new(),
+            http: reqwest::Client::builder().timeout(Duration::from_secs(20)).build().unwrap(),
+            cp: Controller::new(ControlPlaneConfig::default()),
+            rng: ChaCha20Rng::seed_from_u64(1),
+        }
+    }
+
+    pub async fn start(&mut self, who: &BaseboardId) {
+        let handle = agent::start(&self.configs[who]).await.unwrap();
+        self.agents.insert(who.clone(), handle);
+    }
+
+    pub async fn start_all(&mut self) {
+        let ids: Vec<BaseboardId> = self.configs.keys().cloned().collect();
+        for id in ids {
+            self.start(&id).await;
+        }
+    }
+
+    pub async fn stop(&mut self, who: &BaseboardId) {
+        if let Some(handle) = self.agents.remove(who) {
+            handle.shutdown().await.unwrap();
+        }
+    }
+
+    pub async fn shutdown(mut self) {
+        let ids: Vec<BaseboardId> = self.agents.keys().cloned().collect();
+        for id in ids {
+            self.stop(&id).await;
+        }
+    }
+
+    fn url(&self, who: &BaseboardId, path: &str) -> String {
+        format!("http://{}{path}", self.configs[who].control_listen)
+    }
+
+    async fn post<
+        T: serde::Serialize,
+        R: serde::de::DeserializeOwned,
+        E: serde::de::DeserializeOwned,
+    >(
+        &self,
+        who: &BaseboardId,
+        path: &str,
+        body: &T,
+    ) -> Option<Result<R, E>> {
+        let response = self.http.post(self.url(who, path)).json(body).send().await.ok()?;
+        if response.status().is_success() {
+            Some(Ok(response.json().await.ok()?))
+        } else {
+            let body: serde_json::Value = response.json().await.ok()?;
+            Some(Err(serde_json::from_value(body["error"].clone()).ok()?))
+        }
+    }
+
+    /// One driver pass: tick, perform every action over HTTP, report.
+    pub async fn pass(&mut self) {
+        let actions = self.cp.tick(now(), &mut self.rng);
+        for action in actions {
+            match action {
+                ControlAction::Reconfigure { to, msg } => {
+                    let epoch = msg.epoch;
+                    let out: Option<Result<serde_json::Value, ReconfigurationError>> =
+                        self.post(&to, "/v1/reconfigure", &msg).await;
+                    match out {
+                        Some(result) => {
+                            let _ = self.cp.on_reconfigure_result(
+                                epoch,
+                                &to,
+                                result.map(|_| ()),
+                                now(),
+                            );
+                        }
+                        None => self.cp.on_unreachable(&to, now()),
+                    }
+                }
+                ControlAction::PollCoordinator { to, epoch } => {
+                    let answer = self.http.get(self.url(&to, "/v1/coordinator")).send().await;
+                    let status = match answer {
+                        Ok(r) if r.status().is_success() => {
+                            r.json::<Option<CoordinatorStatus>>().await.ok()
+                        }
+                        _ => None,
+                    };
+                    match status {
+                        Some(status) => {
+                            let _ = self.cp.on_coordinator_status(epoch, &to, status, now());
+                        }
+                        None => self.cp.on_unreachable(&to, now()),
+                    }
+                }
+                ControlAction::Commit { member, req, .. } => {
+                    let epoch = req.epoch;
+                    let out: Option<Result<CommitStatus, CommitError>> =
+                        self.post(&member, "/v1/commit", &req).await;
+                    match out {
+                        Some(r) => {
+                            let r = r.map_err(MemberCommitError::Commit);
+                            let _ = self.cp.on_commit_result(epoch, &member, r, now());
+                        }
+                        None => self.cp.on_unreachable(&member, now()),
+                    }
+                }
+                ControlAction::PrepareAndCommit { member, req, .. } => {
+                    let epoch = req.config.epoch;
+                    let out: Option<Result<CommitStatus, PrepareAndCommitError>> =
+                        self.post(&member, "/v1/prepare-and-commit", &req).await;
+                    match out {
+                        Some(r) => {
+                            let r = r.map_err(MemberCommitError::PrepareAndCommit);
+                            let _ = self.cp.on_commit_result(epoch, &member, r, now());
+                        }
+                        None => self.cp.on_unreachable(&member, now()),
+                    }
+                }
+                ControlAction::Activate { member } => {
+                    let _ = self.cp.on_activated(&member, now());
+                }
+            }
+        }
+    }
+
+    /// Drives passes until `epoch` is committed everywhere (bounded).
+    pub async fn drive_until_committed(&mut self, epoch: Epoch) {
+        let mut pace = tokio::time::interval(Duration::from_millis(20));
+        for _ in 0..1_000 {
+            pace.tick().await;
+            self.pass().await;
+            if self.cp.config(epoch).is_some_and(|c| c.state == ConfigState::Committed) {
+                return;
+            }
+        }
+        panic!("epoch {epoch} never committed: {:?}", self.cp.config(epoch));
+    }
+
+    /// Drives passes back to back, without pacing, until `epoch` is
+    /// committed everywhere; returns when it became committing and when
+    /// committed (bounded by a minute).
+    pub async fn drive_tight(&mut self, epoch: Epoch) -> (std::time::Instant, std::time::Instant) {
+        let start = std::time::Instant::now();
+        let mut committing = None;
+        while start.elapsed() < Duration::from_secs(60) {
+            self.pass().await;
+            let state = self.cp.config(epoch).map(|c| c.state);
+            if committing.is_none() && state != Some(ConfigState::Preparing) {
+                committing = Some(std::time::Instant::now());
+            }
+            if state == Some(ConfigState::Committed) {
+                let done = std::time::Instant::now();
+                return (committing.unwrap_or(done), done);
+            }
+        }
+        panic!("epoch {epoch} never committed: {:?}", self.cp.config(epoch));
+    }
+
+    pub async fn initialize(&mut self, members: BTreeSet<BaseboardId>) -> Epoch {
+        let rack = RackId(uuid::Uuid::from_u128(0x7e57));
+        let epoch = self.cp.initialize(rack, members, now(), &mut self.rng).unwrap();
+        self.drive_until_committed(epoch).await;
+        epoch
+    }
+
+    /// The key `who` derives for `context` from the secret of `epoch`.
+    pub async fn key(
+        &self,
+        who: &BaseboardId,
+        epoch: Epoch,
+        context: &str,
+    ) -> Result<String, (u16, serde_json::Value)> {
+        let agent = &self.agents[who];
+        let response = self
+            .http
+            .post(format!("http://{}/v1/key", agent.local_addr()))
+            .bearer_auth(agent.token())
+            .json(&serde_json::json!({ "epoch": epoch, "context": context }))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let body: serde_json::Value = response.json().await.unwrap();
+        if status == 200 {
+            Ok(body["key"].as_str().unwrap().to_owned())
+        } else {
+            Err((status, body))
+        }
+    }
+
+    pub fn data_files(&self, who: &BaseboardId) -> [PathBuf; 2] {
+        let [a, b] = &self.configs[who].data_dirs;
+        [a.join(tq_node::storage::FILE_NAMES[0]), b.join(tq_node::storage::FILE_NAMES[1])]
+    }
+}
