@@ -10,7 +10,8 @@ use tq_types::{
 };
 
 /// Why a rack's first configuration was refused.
-#[derive(Clone, PartialEq, Eq, Debug, thiserror::Error)]
+#[derive(Clone, PartialEq, Eq, Debug, thiserror::Error, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum InitializeError {
     /// The rack already has a committing or committed configuration.
     #[error("rack {rack_id} is already initialized: epoch {epoch} is {state}")]
@@ -58,7 +59,8 @@ pub enum InitializeError {
 
 /// Why a membership change (adding or removing sleds) could not be
 /// proposed, whatever the sleds.
-#[derive(Clone, PartialEq, Eq, Debug, thiserror::Error)]
+#[derive(Clone, PartialEq, Eq, Debug, thiserror::Error, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ChangeRefused {
     /// The rack has no committing or committed configuration yet.
     #[error("the rack has no committed configuration yet; initialize it first")]
@@ -107,7 +109,8 @@ pub enum ChangeRefused {
 }
 
 /// Why adding sleds was refused.
-#[derive(Clone, PartialEq, Eq, Debug, thiserror::Error)]
+#[derive(Clone, PartialEq, Eq, Debug, thiserror::Error, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum AddSledsError {
     /// The request names no sled.
     #[error("no sleds to add")]
@@ -124,7 +127,8 @@ pub enum AddSledsError {
 }
 
 /// Why removing sleds was refused.
-#[derive(Clone, PartialEq, Eq, Debug, thiserror::Error)]
+#[derive(Clone, PartialEq, Eq, Debug, thiserror::Error, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum RemoveSledsError {
     /// The request names no sled.
     #[error("no sleds to remove")]
@@ -141,7 +145,8 @@ pub enum RemoveSledsError {
 }
 
 /// Why an abort was refused.
-#[derive(Clone, PartialEq, Eq, Debug, thiserror::Error)]
+#[derive(Clone, PartialEq, Eq, Debug, thiserror::Error, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum AbortError {
     /// The ledger holds no configuration.
     #[error("there is no configuration to abort")]

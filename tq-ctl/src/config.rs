@@ -1,0 +1,126 @@
+//! The control-plane service's configuration: one TOML file per replica.
+//!
+//! ```toml
+//! rack_id = "3df0b7cd-50ed-498e-afa4-41f178d393f9"
+//! listen = "127.0.0.1:7300"          # the operator API
+//! db = "sqlite:/var/lib/tq-ctl/ledger.db"   # or postgres://...
+//! replica = "ctl-0"                  # a name for logs
+//! tick_ms = 200                      # the longest wait between driver passes
+//!
+//! [[sleds]]
+//! id = "PPP-PPPPPPP:00000000000"
+//! control = "127.0.0.1:7100"
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use tq_types::{BaseboardId, RackId};
+
+/// Everything one control-plane replica needs.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CtlConfig {
+    /// The rack this control plane manages.
+    pub rack_id: RackId,
+    /// The operator API.
+    pub listen: SocketAddr,
+    /// The ledger's database: `sqlite:PATH` or `postgres://...`.
+    pub db: String,
+    /// This replica's name, for logs.
+    #[serde(default = "default_replica")]
+    pub replica: String,
+    /// The longest wait between two driver passes, in milliseconds.
+    #[serde(default = "default_tick_ms")]
+    pub tick_ms: u64,
+    /// The rack's sleds and where their control APIs listen: the inventory
+    /// the control plane may add from.
+    #[serde(default)]
+    pub sleds: Vec<SledEntry>,
+}
+
+fn default_replica() -> String {
+    "ctl".to_owned()
+}
+
+fn default_tick_ms() -> u64 {
+    200
+}
+
+/// One sled of the inventory.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SledEntry {
+    /// Its identity.
+    pub id: BaseboardId,
+    /// Its control API.
+    pub control: SocketAddr,
+}
+
+/// Why a configuration file cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file cannot be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Not valid TOML for this schema.
+    #[error("{path}: {source}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: Box<toml::de::Error>,
+    },
+    /// A sled is listed twice.
+    #[error("{path}: sled {id} is listed twice")]
+    Duplicate {
+        /// The file.
+        path: PathBuf,
+        /// The sled.
+        id: BaseboardId,
+    },
+}
+
+impl CtlConfig {
+    /// Reads and checks `path`. A relative SQLite path is taken relative to
+    /// the file's folder.
+    pub fn load(path: &Path) -> Result<CtlConfig, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        let mut config: CtlConfig = toml::from_str(&text)
+            .map_err(|e| ConfigError::Parse { path: path.to_path_buf(), source: Box::new(e) })?;
+        let mut seen = std::collections::BTreeSet::new();
+        for sled in &config.sleds {
+            if !seen.insert(&sled.id) {
+                return Err(ConfigError::Duplicate {
+                    path: path.to_path_buf(),
+                    id: sled.id.clone(),
+                });
+            }
+        }
+        if let Some(file) = config.db.strip_prefix("sqlite:") {
+            let file = Path::new(file.trim_start_matches("//"));
+            if file.is_relative() {
+                let base = path.parent().unwrap_or(Path::new("."));
+                config.db = format!("sqlite:{}", base.join(file).display());
+            }
+        }
+        Ok(config)
+    }
+
+    /// The configuration as TOML text.
+    pub fn to_toml(&self) -> Result<String, toml::ser::Error> {
+        toml::to_string_pretty(self)
+    }
+
+    /// The control API of `sled`, if it is in the inventory.
+    pub fn control_of(&self, sled: &BaseboardId) -> Option<SocketAddr> {
+        self.sleds.iter().find(|s| s.id == *sled).map(|s| s.control)
+    }
+}
