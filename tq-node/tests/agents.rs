@@ -171,3 +171,13 @@ async fn control_and_local_apis_refuse_with_typed_errors() {
     assert_eq!(body["latest_committed"], serde_json::json!(e1.0));
     rack.shutdown().await;
 }
+
+/// An agent embedded in a current-thread runtime writes and commits too.
+#[tokio::test(flavor = "current_thread")]
+async fn an_agent_runs_on_a_current_thread_runtime() {
+    let mut rack = LocalRack::new(3);
+    rack.start_all().await;
+    let e1 = rack.initialize(sleds(0..3)).await;
+    same_key_everywhere(&rack, e1).await;
+    rack.shutdown().await;
+}

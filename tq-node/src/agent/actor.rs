@@ -149,7 +149,16 @@ impl Actor {
             Write::Pending(write) => {
                 let bytes = write.encode().map_err(|e| Stop::Write(e.to_string()))?;
                 let storage = &mut self.storage;
-                let written = tokio::task::block_in_place(|| storage.write(&bytes));
+                // The write blocks (fsync); on a multi-threaded runtime let
+                // other tasks move meanwhile. A current-thread runtime has
+                // nothing to hand over to, and `block_in_place` would panic.
+                let multi = tokio::runtime::Handle::current().runtime_flavor()
+                    == tokio::runtime::RuntimeFlavor::MultiThread;
+                let written = if multi {
+                    tokio::task::block_in_place(|| storage.write(&bytes))
+                } else {
+                    storage.write(&bytes)
+                };
                 if let Err(e) = written {
                     tracing::error!(sled = %self.id, error = %e, "durable write failed; stopping");
                     return Err(Stop::Write(e.to_string()));
