@@ -18,6 +18,7 @@ pub mod config;
 pub mod frame;
 pub mod keys;
 pub mod local;
+pub mod signal;
 pub mod storage;
 pub mod tls;
 pub mod transport;

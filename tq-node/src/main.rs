@@ -105,7 +105,7 @@ fn run(path: &Path) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        let signal = terminated();
+        let signal = tq_node::signal::terminated();
         match agent.run_until(signal).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(reason) => {
@@ -156,20 +156,4 @@ fn keys_init(dir: &Path, sleds: usize, base_port: u16) -> Result<(), String> {
         tracing::info!(sled = %id, config = %path.display(), "sled configured");
     }
     Ok(())
-}
-
-/// Waits for SIGINT or SIGTERM.
-async fn terminated() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
 }

@@ -39,7 +39,7 @@ pub fn agent(config: &Path) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        match agent.run_until(terminated()).await {
+        match agent.run_until(tq_node::signal::terminated()).await {
             Ok(()) => {
                 tracing::info!(sled = %config.id, "agent stopped");
                 ExitCode::SUCCESS
@@ -70,26 +70,9 @@ pub fn ctl(config: &Path) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        terminated().await;
+        tq_node::signal::terminated().await;
         handle.shutdown().await;
         tracing::info!(replica = %config.replica, "control plane stopped");
         ExitCode::SUCCESS
     })
-}
-
-/// Waits for SIGTERM or SIGINT.
-async fn terminated() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
-        (Ok(mut term), Ok(mut int)) => {
-            tokio::select! {
-                _ = term.recv() => tracing::info!("SIGTERM"),
-                _ = int.recv() => tracing::info!("SIGINT"),
-            }
-        }
-        _ => {
-            tracing::warn!("cannot watch SIGTERM; waiting for ctrl-c only");
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }
