@@ -1,17 +1,19 @@
 //! Carrying out the driver's actions against the sled agents' control APIs
-//! (HTTP/JSON), and turning each answer into the report the control plane
-//! takes back.
+//! (HTTP/JSON over mutual TLS, [`tq_node::api::client`]), and turning each
+//! answer into the report the control plane takes back.
 
-use std::net::SocketAddr;
+use std::collections::BTreeMap;
+use std::time::Duration;
 
-use serde::de::DeserializeOwned;
-use tq_types::{
-    BaseboardId, CommitError, CommitStatus, CoordinatorStatus, Epoch, PrepareAndCommitError,
-    ReconfigurationError,
-};
+use tq_node::api::client::{CallError, ControlClient};
+use tq_node::tls::Identity;
+use tq_types::{BaseboardId, CommitStatus, CoordinatorStatus, Epoch, ReconfigurationError};
 use trust_quorum::control::{ControlAction, MemberCommitError};
 
 use crate::config::CtlConfig;
+
+/// How long one call to an agent may take.
+const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What came back from one action.
 #[derive(Debug)]
@@ -23,94 +25,81 @@ pub(crate) enum Outcome {
     Unreachable { node: BaseboardId },
 }
 
-/// An answer: the body on success, the typed error body on a refusal,
-/// `None` when the sled could not be reached or answered nonsense.
-async fn call<T: DeserializeOwned, E: DeserializeOwned>(
-    request: reqwest::RequestBuilder,
-) -> Option<Result<T, E>> {
-    let response = request.send().await.ok()?;
-    if response.status().is_success() {
-        return response.json().await.ok().map(Ok);
-    }
-    let body: serde_json::Value = response.json().await.ok()?;
-    serde_json::from_value(body.get("error")?.clone()).ok().map(Err)
-}
+/// One control-API client per sled of the inventory.
+pub(crate) struct Agents(BTreeMap<BaseboardId, ControlClient>);
 
-fn url(addr: SocketAddr, path: &str) -> String {
-    format!("http://{addr}{path}")
-}
-
-/// Carries out `action`. Requests go straight to the member; the
-/// reference's relays through another member are not needed on one
-/// network.
-pub(crate) async fn perform(
-    http: &reqwest::Client,
-    config: &CtlConfig,
-    action: ControlAction,
-) -> Outcome {
-    let target = match &action {
-        ControlAction::Reconfigure { to, .. } | ControlAction::PollCoordinator { to, .. } => to,
-        ControlAction::Commit { member, .. }
-        | ControlAction::PrepareAndCommit { member, .. }
-        | ControlAction::Activate { member } => member,
+impl Agents {
+    /// Clients for every sled in `config`'s inventory, presenting
+    /// `identity`.
+    pub(crate) fn new(config: &CtlConfig, identity: &Identity) -> Result<Agents, CallError> {
+        let clients = config
+            .sleds
+            .iter()
+            .map(|s| {
+                ControlClient::new(identity, s.id.clone(), s.control, CALL_TIMEOUT)
+                    .map(|c| (s.id.clone(), c))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Agents(clients))
     }
-    .clone();
-    let Some(addr) = config.control_of(&target) else {
-        tracing::warn!(sled = %target, "sled not in the inventory");
-        return Outcome::Unreachable { node: target };
-    };
-    let unreachable = || Outcome::Unreachable { node: target.clone() };
-    match action {
-        ControlAction::Reconfigure { to, msg } => {
-            let epoch = msg.epoch;
-            let answer: Option<Result<serde_json::Value, ReconfigurationError>> =
-                call(http.post(url(addr, "/v1/reconfigure")).json(&msg)).await;
-            match answer {
-                Some(result) => {
-                    Outcome::Reconfigure { epoch, from: to, result: result.map(|_| ()) }
+
+    /// Carries out `action`. Requests go straight to the member; the
+    /// reference's relays through another member are not needed on one
+    /// network.
+    pub(crate) async fn perform(&self, action: ControlAction) -> Outcome {
+        let target = match &action {
+            ControlAction::Reconfigure { to, .. } | ControlAction::PollCoordinator { to, .. } => to,
+            ControlAction::Commit { member, .. }
+            | ControlAction::PrepareAndCommit { member, .. }
+            | ControlAction::Activate { member } => member,
+        }
+        .clone();
+        let Some(client) = self.0.get(&target) else {
+            tracing::warn!(sled = %target, "sled not in the inventory");
+            return Outcome::Unreachable { node: target };
+        };
+        let unreachable = |error: CallError| {
+            match &error {
+                CallError::WrongSled { .. } => {
+                    tracing::warn!(sled = %target, %error, "refused answer")
                 }
-                None => unreachable(),
+                _ => tracing::debug!(sled = %target, %error, "no answer"),
             }
-        }
-        ControlAction::PollCoordinator { to, epoch } => {
-            let answer: Option<Result<Option<CoordinatorStatus>, serde_json::Value>> =
-                call(http.get(url(addr, "/v1/coordinator"))).await;
-            match answer {
-                Some(Ok(status)) => Outcome::Status { epoch, from: to, status },
-                _ => unreachable(),
-            }
-        }
-        ControlAction::Commit { member, req, .. } => {
-            let epoch = req.epoch;
-            let answer: Option<Result<CommitStatus, CommitError>> =
-                call(http.post(url(addr, "/v1/commit")).json(&req)).await;
-            match answer {
-                Some(r) => {
-                    Outcome::Commit { epoch, member, result: r.map_err(MemberCommitError::Commit) }
-                }
-                None => unreachable(),
-            }
-        }
-        ControlAction::PrepareAndCommit { member, req, .. } => {
-            let epoch = req.config.epoch;
-            let answer: Option<Result<CommitStatus, PrepareAndCommitError>> =
-                call(http.post(url(addr, "/v1/prepare-and-commit")).json(&req)).await;
-            match answer {
-                Some(r) => Outcome::Commit {
-                    epoch,
+            Outcome::Unreachable { node: target.clone() }
+        };
+        match action {
+            ControlAction::Reconfigure { to, msg } => match client.reconfigure(&msg).await {
+                Ok(result) => Outcome::Reconfigure { epoch: msg.epoch, from: to, result },
+                Err(e) => unreachable(e),
+            },
+            ControlAction::PollCoordinator { to, epoch } => match client.coordinator().await {
+                Ok(status) => Outcome::Status { epoch, from: to, status },
+                Err(e) => unreachable(e),
+            },
+            ControlAction::Commit { member, req, .. } => match client.commit(&req).await {
+                Ok(r) => Outcome::Commit {
+                    epoch: req.epoch,
                     member,
-                    result: r.map_err(MemberCommitError::PrepareAndCommit),
+                    result: r.map_err(MemberCommitError::Commit),
                 },
-                None => unreachable(),
+                Err(e) => unreachable(e),
+            },
+            ControlAction::PrepareAndCommit { member, req, .. } => {
+                match client.prepare_and_commit(&req).await {
+                    Ok(r) => Outcome::Commit {
+                        epoch: req.config.epoch,
+                        member,
+                        result: r.map_err(MemberCommitError::PrepareAndCommit),
+                    },
+                    Err(e) => unreachable(e),
+                }
             }
-        }
-        ControlAction::Activate { member } => {
             // In service: its agent answers. (A real rack starts services
             // here.)
-            match http.get(url(addr, "/v1/status")).send().await {
-                Ok(r) if r.status().is_success() => Outcome::Activated { member },
-                _ => unreachable(),
-            }
+            ControlAction::Activate { member } => match client.status().await {
+                Ok(_) => Outcome::Activated { member },
+                Err(e) => unreachable(e),
+            },
         }
     }
 }

@@ -6,16 +6,26 @@
 //! db = "sqlite:/var/lib/tq-ctl/ledger.db"   # or postgres://...
 //! replica = "ctl-0"                  # a name for logs
 //! tick_ms = 200                      # the longest wait between driver passes
+//! prepare_timeout_ms = 60000         # a silent coordinator's prepare is aborted after this
+//!
+//! [tls]                              # the control plane's certificate (`tq-node keys init`)
+//! ca = "keys/ca.pem"
+//! cert = "keys/control/cert.pem"
+//! key = "keys/control/key.pem"
 //!
 //! [[sleds]]
 //! id = "PPP-PPPPPPP:00000000000"
 //! control = "127.0.0.1:7100"
 //! ```
+//!
+//! Relative paths (the SQLite file, the TLS files) are taken relative to
+//! the configuration file's folder.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+pub use tq_node::config::TlsPaths;
 use tq_types::{BaseboardId, RackId};
 
 /// Everything one control-plane replica needs.
@@ -34,6 +44,13 @@ pub struct CtlConfig {
     /// The longest wait between two driver passes, in milliseconds.
     #[serde(default = "default_tick_ms")]
     pub tick_ms: u64,
+    /// How long a preparing configuration's coordinator may stay silent
+    /// before the configuration is aborted, in milliseconds.
+    #[serde(default = "default_prepare_timeout_ms")]
+    pub prepare_timeout_ms: u64,
+    /// The control plane's certificate and key, and the rack CA: the
+    /// sleds' control APIs serve only this certificate, over mutual TLS.
+    pub tls: TlsPaths,
     /// The rack's sleds and where their control APIs listen: the inventory
     /// the control plane may add from.
     #[serde(default)]
@@ -46,6 +63,10 @@ fn default_replica() -> String {
 
 fn default_tick_ms() -> u64 {
     200
+}
+
+fn default_prepare_timeout_ms() -> u64 {
+    60_000
 }
 
 /// One sled of the inventory.
@@ -88,8 +109,8 @@ pub enum ConfigError {
 }
 
 impl CtlConfig {
-    /// Reads and checks `path`. A relative SQLite path is taken relative to
-    /// the file's folder.
+    /// Reads and checks `path`. Relative paths are taken relative to the
+    /// file's folder.
     pub fn load(path: &Path) -> Result<CtlConfig, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
@@ -104,10 +125,11 @@ impl CtlConfig {
                 });
             }
         }
+        let base = path.parent().unwrap_or(Path::new("."));
+        config.tls.resolve(base);
         if let Some(file) = config.db.strip_prefix("sqlite:") {
             let file = Path::new(file.trim_start_matches("//"));
             if file.is_relative() {
-                let base = path.parent().unwrap_or(Path::new("."));
                 config.db = format!("sqlite:{}", base.join(file).display());
             }
         }

@@ -1,4 +1,5 @@
-//! Why an operator request was refused, as the operator API answers it.
+//! Why an operator request was refused, as the operator API answers it:
+//! the [`OpError`], inside the JSON body every refusal carries.
 
 use std::collections::BTreeSet;
 
@@ -10,7 +11,7 @@ use trust_quorum::control::{AbortError, AddSledsError, InitializeError, RemoveSl
 use crate::store::StoreError;
 
 /// A refused operator request. Serialized as the `error` of the JSON body.
-#[derive(Debug, thiserror::Error, Serialize)]
+#[derive(Debug, thiserror::Error, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OpError {
     /// The rack cannot be initialized.
@@ -73,5 +74,20 @@ impl OpError {
                 StatusCode::SERVICE_UNAVAILABLE
             }
         }
+    }
+}
+
+/// The JSON body of every refusal: `{"error": <OpError>, "message": "..."}`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct ErrorBody {
+    /// Why the request was refused, typed.
+    error: OpError,
+    /// The same, for people.
+    message: String,
+}
+
+impl From<OpError> for ErrorBody {
+    fn from(error: OpError) -> ErrorBody {
+        ErrorBody { message: error.to_string(), error }
     }
 }

@@ -8,13 +8,16 @@
 //!   versioned migrations;
 //! - [`service`]: starting a replica (`start`) and stopping it;
 //! - [`api`]: the operator API;
-//! - [`errors`]: why an operator request was refused.
+//! - [`errors`]: why an operator request was refused;
+//! - [`openapi`]: the operator API's OpenAPI document (checked in as
+//!   `openapi.json`).
 #![forbid(unsafe_code)]
 
 mod actions;
 pub mod api;
 pub mod config;
 pub mod errors;
+pub mod openapi;
 mod replica;
 pub mod service;
 pub mod store;

@@ -57,24 +57,8 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        terminated().await;
+        tq_node::signal::terminated().await;
         handle.shutdown().await;
         ExitCode::SUCCESS
     })
-}
-
-/// Waits for SIGINT or SIGTERM.
-async fn terminated() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
 }

@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tq_types::{BaseboardId, Epoch, RackMembershipStatus, Timestamp, TrustQuorumConfig};
 use trust_quorum::control::{ControlPlane, ControlPlaneConfig, Held, LedgerWrite};
 
-use crate::actions::{Outcome, perform};
+use crate::actions::{Agents, Outcome};
 use crate::config::CtlConfig;
 use crate::errors::OpError;
 use crate::store::{CasOutcome, Store, StoreError};
@@ -55,7 +55,7 @@ pub(crate) struct Replica {
     config: CtlConfig,
     store: Store,
     cp: ControlPlane,
-    http: reqwest::Client,
+    agents: Agents,
     rng: ChaCha20Rng,
 }
 
@@ -63,14 +63,15 @@ impl Replica {
     pub(crate) async fn new(
         config: CtlConfig,
         store: Store,
+        agents: Agents,
         rng: ChaCha20Rng,
     ) -> Result<Replica, StoreError> {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
-            .build()
-            .map_err(|e| StoreError::Other(e.to_string()))?;
-        let cp = ControlPlane::new(ControlPlaneConfig::default());
-        let mut replica = Replica { config, store, cp, http, rng };
+        let settings = ControlPlaneConfig {
+            prepare_timeout: Duration::from_millis(config.prepare_timeout_ms),
+            ..ControlPlaneConfig::default()
+        };
+        let cp = ControlPlane::new(settings);
+        let mut replica = Replica { config, store, cp, agents, rng };
         replica.reload().await?;
         Ok(replica)
     }
@@ -179,8 +180,8 @@ impl Replica {
         if actions.is_empty() {
             return Ok(());
         }
-        let (http, config) = (&self.http, &self.config);
-        let outcomes = join_all(actions.into_iter().map(|a| perform(http, config, a))).await;
+        let agents = &self.agents;
+        let outcomes = join_all(actions.into_iter().map(|a| agents.perform(a))).await;
         for outcome in outcomes {
             self.report(outcome);
         }

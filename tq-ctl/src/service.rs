@@ -8,6 +8,7 @@ use rand_core::SeedableRng;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+use crate::actions::Agents;
 use crate::config::CtlConfig;
 use crate::replica::Replica;
 use crate::store::{Store, StoreError};
@@ -26,6 +27,10 @@ pub enum StartError {
         /// Why.
         source: std::io::Error,
     },
+    /// The control plane's TLS identity cannot be loaded, or its clients
+    /// built.
+    #[error("TLS identity: {0}")]
+    Tls(String),
     /// No OS randomness.
     #[error("no OS randomness: {0}")]
     Random(String),
@@ -56,10 +61,18 @@ impl CtlHandle {
 /// Opens the ledger store (running its migrations) and starts the replica
 /// and its operator API.
 pub async fn start(config: &CtlConfig) -> Result<CtlHandle, StartError> {
+    let identity = config.tls.load().map_err(|e| StartError::Tls(e.to_string()))?;
+    if *identity.identity() != tq_node::tls::CertIdentity::ControlPlane {
+        return Err(StartError::Tls(format!(
+            "{} is not the control plane's certificate",
+            config.tls.cert.display()
+        )));
+    }
+    let agents = Agents::new(config, &identity).map_err(|e| StartError::Tls(e.to_string()))?;
     let store = Store::open(&config.db).await?;
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed).map_err(|e| StartError::Random(e.to_string()))?;
-    let replica = Replica::new(config.clone(), store, ChaCha20Rng::from_seed(seed)).await?;
+    let replica = Replica::new(config.clone(), store, agents, ChaCha20Rng::from_seed(seed)).await?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|source| StartError::Bind { addr: config.listen, source })?;

@@ -10,7 +10,7 @@ mod agents_support;
 use std::time::Duration;
 
 use agents_support::{LocalRack, sled, sleds};
-use tq_ctl::config::{CtlConfig, SledEntry};
+use tq_ctl::config::{CtlConfig, SledEntry, TlsPaths};
 use tq_types::{RackId, RackMembershipStatus};
 
 const RACK: &str = "3df0b7cd-50ed-498e-afa4-41f178d393f9";
@@ -22,6 +22,12 @@ fn ctl_config(rack: &LocalRack, db: &str, name: &str) -> CtlConfig {
         db: db.to_owned(),
         replica: name.to_owned(),
         tick_ms: 20,
+        prepare_timeout_ms: 60_000,
+        tls: TlsPaths {
+            ca: rack.dir.path().join("keys/ca.pem"),
+            cert: rack.dir.path().join("keys/control/cert.pem"),
+            key: rack.dir.path().join("keys/control/key.pem"),
+        },
         sleds: rack
             .configs
             .values()

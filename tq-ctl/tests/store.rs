@@ -179,6 +179,7 @@ on_both_backends!(
     corrupt_ledger_is_a_typed_error,
     newer_schema_is_refused,
     bad_writes_are_refused,
+    read_only_open_reads_and_never_writes,
 );
 
 async fn migrations_are_idempotent(db: Db) {
@@ -336,4 +337,29 @@ async fn bad_writes_are_refused(db: Db) {
     let err = store.compare_and_set(0, &broken).await.unwrap_err();
     assert!(matches!(err, StoreError::Refused(RefusedWrite::Invalid(_))), "{err}");
     assert_eq!(store.load().await.unwrap(), None);
+}
+
+async fn read_only_open_reads_and_never_writes(db: Db) {
+    // Nothing migrated yet: refused, and (SQLite) no file is created.
+    let err = Store::open_read_only(&db.url()).await.err().unwrap();
+    match &db {
+        Db::Sqlite { path, .. } => assert!(!path.exists(), "{err}"),
+        Db::Postgres { .. } => {
+            assert!(matches!(err, StoreError::SchemaNotCurrent { found: 0, known: 1, .. }), "{err}")
+        }
+    }
+    let l = ledgers(7, 2);
+    let store = db.open().await;
+    assert_eq!(store.compare_and_set(0, &l[0]).await.unwrap(), CasOutcome::Stored);
+    // Reads the ledger as stored.
+    let reader = Store::open_read_only(&db.url()).await.unwrap();
+    assert_eq!(reader.load().await.unwrap().as_ref(), Some(&l[0]));
+    // The database refuses a write through it, and the ledger is unchanged.
+    let write = reader.compare_and_set(l[0].generation(), &l[1]).await;
+    assert!(write.is_err(), "{write:?}");
+    assert_eq!(store.load().await.unwrap().as_ref(), Some(&l[0]));
+    // A schema this build does not know exactly is refused, not migrated.
+    db.exec("INSERT INTO schema_migrations (version) VALUES (999)").await;
+    let err = Store::open_read_only(&db.url()).await.err().unwrap();
+    assert!(matches!(err, StoreError::SchemaNotCurrent { found: 999, known: 1, .. }), "{err}");
 }

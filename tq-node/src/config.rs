@@ -60,6 +60,23 @@ pub struct TlsPaths {
     pub key: PathBuf,
 }
 
+impl TlsPaths {
+    /// Makes every relative path absolute against `base` (the folder of the
+    /// configuration file that named them).
+    pub fn resolve(&mut self, base: &Path) {
+        for p in [&mut self.ca, &mut self.cert, &mut self.key] {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
+    }
+
+    /// Loads the identity these files hold.
+    pub fn load(&self) -> Result<crate::tls::Identity, crate::tls::TlsError> {
+        crate::tls::Identity::load(&self.ca, &self.cert, &self.key)
+    }
+}
+
 /// Another sled and where it listens for peers.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -123,9 +140,7 @@ impl AgentConfig {
             }
         };
         self.data_dirs.iter_mut().for_each(fix);
-        fix(&mut self.tls.ca);
-        fix(&mut self.tls.cert);
-        fix(&mut self.tls.key);
+        self.tls.resolve(base);
     }
 
     /// The schema's rules beyond types.

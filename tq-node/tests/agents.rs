@@ -107,13 +107,13 @@ async fn control_and_local_apis_refuse_with_typed_errors() {
     let mut rack = LocalRack::new(3);
     rack.start_all().await;
     let e1 = rack.initialize(sleds(0..3)).await;
-    let control = rack.configs[&sled(0)].control_listen;
+    let (control_http, control) = rack.raw_control(&sled(0));
     let http = &rack.http;
 
     // Commit of an epoch the node never prepared: 409 and the node's error.
     let rack_id = rack.cp.rack_id().unwrap();
-    let r = http
-        .post(format!("http://{control}/v1/commit"))
+    let r = control_http
+        .post(format!("{control}/v1/commit"))
         .json(&serde_json::json!({ "rack_id": rack_id, "epoch": 9 }))
         .send()
         .await
@@ -123,8 +123,8 @@ async fn control_and_local_apis_refuse_with_typed_errors() {
     assert_eq!(body["error"], serde_json::json!({ "not_prepared": 9 }), "{body}");
     // Another rack: 409 with the shared refusal.
     let other = tq_types::RackId(uuid::Uuid::from_u128(1));
-    let r = http
-        .post(format!("http://{control}/v1/commit"))
+    let r = control_http
+        .post(format!("{control}/v1/commit"))
         .json(&serde_json::json!({ "rack_id": other, "epoch": 1 }))
         .send()
         .await
@@ -133,16 +133,15 @@ async fn control_and_local_apis_refuse_with_typed_errors() {
     let body: serde_json::Value = r.json().await.unwrap();
     assert!(body["error"]["refused"]["rack_id_mismatch"].is_object(), "{body}");
     // A malformed body: 4xx, and the node is untouched.
-    let r = http
-        .post(format!("http://{control}/v1/reconfigure"))
+    let r = control_http
+        .post(format!("{control}/v1/reconfigure"))
         .header("content-type", "application/json")
         .body("{\"epoch\": \"seven\"}")
         .send()
         .await
         .unwrap();
     assert!(r.status().is_client_error(), "{}", r.status());
-    let status: tq_types::NodeStatus =
-        http.get(format!("http://{control}/v1/status")).send().await.unwrap().json().await.unwrap();
+    let status = rack.client(&sled(0)).status().await.unwrap();
     assert_eq!(status.latest_committed, Some(e1));
 
     // The local API wants the token, and bounds the context.

@@ -239,7 +239,7 @@ async fn ledger(rack: &Rack, operator: &Operator, settled: &Settled) -> Vec<Stri
 /// The ledger stored in `db`, validated (the store validates on load,
 /// and `from_ledger` again).
 pub async fn load_ledger(db: &str) -> Result<ControlPlane, String> {
-    let store = tq_ctl::store::Store::open(db).await.map_err(|e| e.to_string())?;
+    let store = tq_ctl::store::Store::open_read_only(db).await.map_err(|e| e.to_string())?;
     let ledger = store.load().await.map_err(|e| e.to_string())?.ok_or("the ledger is empty")?;
     ControlPlane::from_ledger(ControlPlaneConfig::default(), ledger).map_err(|e| e.to_string())
 }
@@ -248,13 +248,16 @@ pub async fn load_ledger(db: &str) -> Result<ControlPlane, String> {
 /// no sled's log holds an alarm (alarms are lost on restart).
 async fn alarms(rack: &Rack, members: &[usize], epoch: Epoch) -> Vec<String> {
     let mut violations = Vec::new();
-    let Ok(http) = client::http() else { return vec!["no HTTP client".into()] };
     for sled in &rack.layout.sleds {
         let proc = Proc::Sled(sled.index);
         if procs::running(rack, proc).is_none() {
             continue;
         }
-        match client::sled_status(&http, sled.control).await {
+        let status = match client::control_client(rack, sled.index) {
+            Ok(control) => client::sled_status(&control).await,
+            Err(e) => Err(e),
+        };
+        match status {
             Ok(status) => {
                 if !status.alarms.is_empty() {
                     violations.push(format!("{proc}: alarms {:?}", status.alarms));

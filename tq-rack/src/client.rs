@@ -12,6 +12,8 @@ use tq_types::{
     AddSledsRequest, BaseboardId, Epoch, NodeStatus, RackMembershipStatus, TrustQuorumConfig,
 };
 
+use tq_node::api::client::ControlClient;
+
 use crate::error::RackError;
 use crate::layout::Rack;
 
@@ -166,18 +168,27 @@ fn decode<T: DeserializeOwned>(value: Value, what: &str) -> Result<T, RackError>
     serde_json::from_value(value).map_err(|e| RackError::Failed(format!("unexpected {what}: {e}")))
 }
 
+/// A client of sled `index`'s control API, presenting the control plane's
+/// certificate from the rack's keys (mutual TLS).
+pub fn control_client(rack: &Rack, index: usize) -> Result<ControlClient, RackError> {
+    let keys = rack.dir.join("keys");
+    let identity = tq_node::tls::Identity::load(
+        &keys.join("ca.pem"),
+        &keys.join("control").join("cert.pem"),
+        &keys.join("control").join("key.pem"),
+    )
+    .map_err(|e| RackError::Failed(format!("the control plane's TLS identity: {e}")))?;
+    let sled = rack.sled(index)?;
+    ControlClient::new(&identity, sled.id.clone(), sled.control, REQUEST_TIMEOUT)
+        .map_err(|e| RackError::Failed(format!("control client: {e}")))
+}
+
 /// A sled's status from its control API.
-pub async fn sled_status(
-    http: &reqwest::Client,
-    control: SocketAddr,
-) -> Result<NodeStatus, RackError> {
-    let url = format!("http://{control}/v1/status");
-    let response =
-        http.get(&url).send().await.map_err(|e| RackError::Unreachable(format!("{url}: {e}")))?;
-    if !response.status().is_success() {
-        return Err(RackError::Unreachable(format!("{url}: HTTP {}", response.status())));
-    }
-    response.json().await.map_err(|e| RackError::Failed(format!("{url}: unexpected status: {e}")))
+pub async fn sled_status(client: &ControlClient) -> Result<NodeStatus, RackError> {
+    client
+        .status()
+        .await
+        .map_err(|e| RackError::Unreachable(format!("sled {}: status: {e}", client.sled())))
 }
 
 /// The key a sled derives for `context` from the secret of `epoch`

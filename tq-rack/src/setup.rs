@@ -16,6 +16,10 @@ use crate::layout::{Proc, Rack, RackLayout, ReplicaSpec, SledSpec, absolute, wri
 /// How often a replica runs a driver pass at the latest, in milliseconds.
 pub const CTL_TICK_MS: u64 = 100;
 
+/// How long the replicas let a silent coordinator stall a prepare before
+/// aborting it: short, because chaos kills coordinators.
+pub const CTL_PREPARE_TIMEOUT_MS: u64 = 15_000;
+
 /// What a new rack is made of.
 #[derive(Clone, Debug)]
 pub struct NewRack {
@@ -126,6 +130,12 @@ pub fn write_configs(rack: &Rack) -> Result<(), RackError> {
             db: rack.layout.db.clone(),
             replica: Proc::Ctl(replica.index).name(),
             tick_ms: CTL_TICK_MS,
+            prepare_timeout_ms: CTL_PREPARE_TIMEOUT_MS,
+            tls: TlsPaths {
+                ca: keys.join("ca.pem"),
+                cert: keys.join("control").join("cert.pem"),
+                key: keys.join("control").join("key.pem"),
+            },
             sleds: inventory.clone(),
         };
         let text = config.to_toml().map_err(|e| RackError::Failed(format!("ctl config: {e}")))?;

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use tq_types::{Epoch, RackMembershipState, RackMembershipStatus};
 
-use crate::client::{Operator, http};
+use crate::client::{self, Operator, http};
 use crate::error::RackError;
 use crate::layout::{Proc, Rack};
 use crate::procs;
@@ -72,18 +72,22 @@ pub fn log_tail(path: &std::path::Path, n: usize) -> String {
 /// `GET /v1/status`, a replica's operator API (any answer).
 pub async fn ready(rack: &Rack, proc: Proc, pid: u32, limit: Duration) -> Result<(), RackError> {
     let client = http()?;
-    let url = match proc {
-        Proc::Sled(i) => format!("http://{}/v1/status", rack.sled(i)?.control),
+    let (url, control) = match proc {
+        Proc::Sled(i) => {
+            let control = client::control_client(rack, i)?;
+            (format!("https://{}/v1/status", rack.sled(i)?.control), Some(control))
+        }
         Proc::Ctl(r) => {
             let replica = rack
                 .layout
                 .replicas
                 .get(r)
                 .ok_or_else(|| RackError::Usage(format!("the rack has no replica {r}")))?;
-            format!(
+            let url = format!(
                 "http://{}/v1/system/hardware/racks/{}/membership",
                 replica.listen, rack.layout.rack_id
-            )
+            );
+            (url, None)
         }
     };
     let mut deadline = Deadline::new(format!("{proc} (pid {pid}) to answer {url}"), limit);
@@ -96,9 +100,15 @@ pub async fn ready(rack: &Rack, proc: Proc, pid: u32, limit: Duration) -> Result
                 log,
             });
         }
-        match client.get(&url).timeout(Duration::from_secs(2)).send().await {
-            Ok(r) if r.status().is_success() || matches!(proc, Proc::Ctl(_)) => return Ok(()),
-            Ok(r) => deadline.note(format!("HTTP {}", r.status())),
+        let answered = match &control {
+            Some(control) => client::sled_status(control).await.map(|_| ()),
+            None => match client.get(&url).timeout(Duration::from_secs(2)).send().await {
+                Ok(_) => Ok(()),
+                Err(e) => Err(RackError::Unreachable(e.to_string())),
+            },
+        };
+        match answered {
+            Ok(()) => return Ok(()),
             Err(e) => deadline.note(e.to_string()),
         }
         deadline.tick(Duration::from_millis(50)).await?;

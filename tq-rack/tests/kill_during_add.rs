@@ -70,10 +70,8 @@ fn kill_member_during_add(coordinator: bool, pause: Duration) {
     // reports it.
     let state = tq_rack::check::read_state(&layout, victim).unwrap();
     assert_eq!(state.latest_committed_epoch(), Some(committed_epoch));
-    let http = tq_rack::client::http().unwrap();
-    let status = runtime
-        .block_on(tq_rack::client::sled_status(&http, layout.sled(victim).unwrap().control))
-        .unwrap();
+    let control = tq_rack::client::control_client(&layout, victim).unwrap();
+    let status = runtime.block_on(tq_rack::client::sled_status(&control)).unwrap();
     assert_eq!(status.latest_committed, Some(committed_epoch));
     assert!(status.alarms.is_empty(), "{:?}", status.alarms);
     for member in 0..5 {

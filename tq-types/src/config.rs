@@ -14,6 +14,11 @@ use crate::serde_util::{hex_array32, hex_bytes, member_map};
 /// configuration. Digests are public: every member's digest is sent to every
 /// member so that shares can be checked before use.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::ToSchema),
+    schema(value_type = String, pattern = "^[0-9a-f]{64}$")
+)]
 #[serde(transparent)]
 pub struct ShareDigest(#[serde(with = "hex_array32")] pub [u8; 32]);
 
@@ -31,6 +36,11 @@ impl fmt::Display for ShareDigest {
 
 /// A fresh random salt, drawn for every encryption of prior rack secrets.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::ToSchema),
+    schema(value_type = String, pattern = "^[0-9a-f]{64}$")
+)]
 #[serde(transparent)]
 pub struct Salt(#[serde(with = "hex_array32")] pub [u8; 32]);
 
@@ -46,11 +56,13 @@ impl fmt::Debug for Salt {
 /// `data` is the ChaCha20-Poly1305 ciphertext followed by its 16-byte tag:
 /// 40 bytes per prior epoch plus 16 (56 bytes for one prior epoch).
 #[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EncryptedRackSecrets {
     /// The salt mixed into the key derivation.
     pub salt: Salt,
     /// Ciphertext and tag.
     #[serde(with = "hex_bytes")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, pattern = "^([0-9a-f]{2})*$"))]
     pub data: Vec<u8>,
 }
 

@@ -21,9 +21,18 @@ use serde::{Deserialize, Serialize, Serializer};
 /// Cloning is cheap (two reference-count increments): identities are copied
 /// into every configuration, message and map the protocol builds.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::ToSchema),
+    schema(description = "The identity of a sled: its baseboard part and serial numbers \
+        (input also accepts the short keys `part` and `serial`). It prints as `PART:SERIAL`; \
+        the part number contains no `:`.")
+)]
 #[serde(try_from = "BaseboardIdRepr")]
 pub struct BaseboardId {
+    #[cfg_attr(feature = "openapi", schema(value_type = String, min_length = 1))]
     part_number: Arc<str>,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, min_length = 1))]
     serial_number: Arc<str>,
 }
 
@@ -122,6 +131,11 @@ impl FromStr for BaseboardId {
 /// The identity of a rack. A node's rack id is fixed for the lifetime of its
 /// state.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::ToSchema),
+    schema(value_type = String, format = "uuid")
+)]
 #[serde(transparent)]
 pub struct RackId(pub uuid::Uuid);
 
@@ -140,6 +154,7 @@ impl fmt::Debug for RackId {
 /// A configuration attempt's number. The first is 1; the control plane
 /// allocates epochs strictly sequentially, aborted attempts included.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(transparent)]
 pub struct Epoch(pub u64);
 
@@ -167,6 +182,7 @@ impl fmt::Debug for Epoch {
 
 /// The number of shares needed to rebuild a rack secret (K).
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(transparent)]
 pub struct Threshold(pub u8);
 

@@ -27,6 +27,11 @@ use crate::serde_util::member_map;
 ///
 /// The libraries never read a clock: time always comes in as an argument.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::ToSchema),
+    schema(value_type = String, format = DateTime, example = "2026-01-14T21:33:03.864617Z")
+)]
 pub struct Timestamp(DateTime<Utc>);
 
 /// Why a text is not a valid [`Timestamp`].
@@ -133,6 +138,7 @@ impl<'de> Deserialize<'de> for Timestamp {
 /// The state of one configuration in the control plane's ledger
 /// (docs/protocol.md section 5.2).
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ConfigState {
     /// The coordinator is preparing the configuration; not yet decided.
@@ -182,6 +188,7 @@ impl fmt::Display for ConfigState {
 /// The state of one member within one configuration (docs/protocol.md section
 /// 5.3). States only move forward.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum MemberState {
     /// No acknowledgement seen yet.
@@ -204,6 +211,7 @@ impl fmt::Display for MemberState {
 
 /// One member's entry in a [`TrustQuorumConfig`].
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TrustQuorumMemberData {
     /// The digest of the member's share, once the coordinator reported it.
     pub share_digest: Option<ShareDigest>,
@@ -218,6 +226,7 @@ pub struct TrustQuorumMemberData {
 /// The control plane's detailed view of one configuration, as in
 /// `fixtures/config-epoch2-*.json`.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TrustQuorumConfig {
     /// Why the configuration was aborted, if it was.
     pub abort_reason: Option<String>,
@@ -235,6 +244,10 @@ pub struct TrustQuorumConfig {
     pub last_committed_epoch: Option<Epoch>,
     /// Every member, keyed `PART:SERIAL`.
     #[serde(with = "member_map")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(value_type = BTreeMap<String, TrustQuorumMemberData>)
+    )]
     pub members: BTreeMap<BaseboardId, TrustQuorumMemberData>,
     /// The rack.
     pub rack_id: RackId,
@@ -255,6 +268,7 @@ pub struct TrustQuorumConfig {
 
 /// The operator-facing state of a membership change.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum RackMembershipState {
     /// Preparing or committing.
@@ -280,6 +294,7 @@ impl From<ConfigState> for RackMembershipState {
 /// The operator's status of a membership change, looked up by the epoch the
 /// change returned, as in `fixtures/membership-status-epoch2-committed.json`.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RackMembershipStatus {
     /// The epoch of the change.
     pub epoch: Epoch,
@@ -306,9 +321,11 @@ pub struct RackMembershipStatus {
 /// accepts `part_number` and `serial_number`. Listing a sled twice is an
 /// error.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AddSledsRequest {
     /// The sleds to add, in identity order.
     #[serde(with = "short_id_set")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<short_id_set::ShortId<'static>>))]
     pub sled_ids: BTreeSet<BaseboardId>,
 }
 
@@ -317,9 +334,14 @@ mod short_id_set {
     use super::*;
     use serde::ser::SerializeSeq;
 
+    /// A sled written with the short keys (the long keys `part_number` and
+    /// `serial_number` are accepted too).
     #[derive(Serialize)]
-    struct ShortId<'a> {
+    #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = SledId))]
+    pub(super) struct ShortId<'a> {
+        /// The baseboard part number.
         part: &'a str,
+        /// The baseboard serial number.
         serial: &'a str,
     }
 

@@ -56,6 +56,20 @@ pub enum StoreError {
         /// The newest version this build knows.
         known: i64,
     },
+    /// A store opened read-only does not have exactly the schema this
+    /// build knows (it is read as it is, never migrated).
+    #[error(
+        "the {backend} ledger store has schema version {found}, not {known}: a read-only \
+         open does not migrate"
+    )]
+    SchemaNotCurrent {
+        /// The newest version applied to the store (0: none).
+        found: i64,
+        /// The newest version this build knows.
+        known: i64,
+        /// The backend.
+        backend: Backend,
+    },
     /// A query failed.
     #[error("{backend} ledger store failed while {operation}: {error}")]
     Query {

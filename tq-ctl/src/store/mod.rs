@@ -107,6 +107,27 @@ impl Store {
         Store::open_url(StoreUrl::parse(url)?).await
     }
 
+    /// Opens an existing store for reading only: no file is created, no
+    /// migration runs, the schema must be exactly the one this build knows
+    /// ([`StoreError::SchemaNotCurrent`] otherwise), and the database
+    /// refuses writes made through it.
+    pub async fn open_read_only(url: &str) -> Result<Store, StoreError> {
+        let url = StoreUrl::parse(url)?;
+        let backend = if let Some(path) = url.sqlite_path() {
+            Inner::Sqlite(sqlite::SqliteStore::open_read_only(path).await?)
+        } else if let Some(config) = url.postgres_config() {
+            Inner::Postgres(
+                postgres::PgStore::open_read_only(config.clone(), url.to_string()).await?,
+            )
+        } else {
+            return Err(StoreError::InvalidUrl {
+                url: url.to_string(),
+                reason: "no backend".to_owned(),
+            });
+        };
+        Ok(Store { url, backend })
+    }
+
     /// [`Store::open`] with a parsed location.
     pub async fn open_url(url: StoreUrl) -> Result<Store, StoreError> {
         let backend = if let Some(path) = url.sqlite_path() {

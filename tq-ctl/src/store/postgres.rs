@@ -49,6 +49,36 @@ impl PgStore {
         Ok(PgStore { inner: Arc::new(PgInner { config, target, client }) })
     }
 
+    /// Connects with every transaction read-only (including after a
+    /// reconnect), without migrating; the schema must be the current one.
+    pub(super) async fn open_read_only(
+        mut config: Config,
+        target: String,
+    ) -> Result<PgStore, StoreError> {
+        if config.get_application_name().is_none() {
+            config.application_name("tq-ctl (read-only)");
+        }
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(DEFAULT_CONNECT_TIMEOUT);
+        }
+        config.options("-c default_transaction_read_only=on");
+        let client = connect(&config, &target).await?;
+        // A store without the migrations table has version 0.
+        let found: i64 = match client
+            .query_one("SELECT COALESCE(MAX(version), 0)::BIGINT FROM schema_migrations", &[])
+            .await
+        {
+            Ok(row) => row.try_get(0).unwrap_or(0),
+            Err(_) => 0,
+        };
+        let known = latest_version();
+        if found != known {
+            return Err(StoreError::SchemaNotCurrent { backend: BACKEND, found, known });
+        }
+        let client = Mutex::new(Arc::new(client));
+        Ok(PgStore { inner: Arc::new(PgInner { config, target, client }) })
+    }
+
     /// The ledger row: generation and body.
     pub(super) async fn load(&self) -> Result<Option<(i64, Vec<u8>)>, StoreError> {
         let op = "loading the ledger";

@@ -34,6 +34,39 @@ impl SqliteStore {
         Ok(SqliteStore { conn: Arc::new(Mutex::new(conn)) })
     }
 
+    /// Opens the existing database file read-only, without migrating; its
+    /// schema must be the current one.
+    pub(super) async fn open_read_only(path: &Path) -> Result<SqliteStore, StoreError> {
+        let path = path.to_path_buf();
+        let target = path.display().to_string();
+        let conn = blocking(
+            move || {
+                let connect_error = |e: rusqlite::Error| StoreError::Connect {
+                    backend: BACKEND,
+                    target: path.display().to_string(),
+                    error: DbError::Sqlite(e),
+                };
+                let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+                let conn = Connection::open_with_flags(&path, flags).map_err(connect_error)?;
+                conn.busy_timeout(SQLITE_BUSY_TIMEOUT).map_err(connect_error)?;
+                // A store without the migrations table has version 0.
+                let found: i64 = conn
+                    .query_row("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", [], |r| {
+                        r.get(0)
+                    })
+                    .unwrap_or(0);
+                let known = latest_version();
+                if found != known {
+                    return Err(StoreError::SchemaNotCurrent { backend: BACKEND, found, known });
+                }
+                Ok(conn)
+            },
+            |error| StoreError::Connect { backend: BACKEND, target, error },
+        )
+        .await?;
+        Ok(SqliteStore { conn: Arc::new(Mutex::new(conn)) })
+    }
+
     /// The ledger row: generation and body.
     pub(super) async fn load(&self) -> Result<Option<(i64, Vec<u8>)>, StoreError> {
         self.with_conn("loading the ledger", |conn| {

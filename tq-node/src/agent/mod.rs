@@ -203,7 +203,7 @@ pub async fn start(config: &AgentConfig) -> Result<AgentHandle, StartError> {
             config.id.clone(),
             peer_listener,
             config.peers.iter().map(|p| (p.id.clone(), p.addr)).collect(),
-            identity,
+            identity.clone(),
         ),
         event_tx,
     );
@@ -228,18 +228,27 @@ pub async fn start(config: &AgentConfig) -> Result<AgentHandle, StartError> {
     let requester = Requester(inputs);
     let servers = vec![
         forwarder,
-        serve(control_listener, api::router(requester.clone()), stop_rx.clone()),
+        serve(
+            api::listener::ControlListener::spawn(
+                control_listener,
+                identity.acceptor(),
+                stop_rx.clone(),
+            )
+            .map_err(|source| StartError::Bind { addr: control_addr, source })?,
+            api::router(requester.clone()),
+            stop_rx.clone(),
+        ),
         serve(local_listener, local::router(requester, token.clone(), committed_rx), stop_rx),
     ];
     tracing::info!(sled = %config.id, %peer_addr, %control_addr, %local_addr, "agent started");
     Ok(AgentHandle { peer_addr, control_addr, local_addr, token, stop, actor, servers, transport })
 }
 
-fn serve(
-    listener: tokio::net::TcpListener,
-    router: axum::Router,
-    mut stop: watch::Receiver<bool>,
-) -> JoinHandle<()> {
+fn serve<L>(listener: L, router: axum::Router, mut stop: watch::Receiver<bool>) -> JoinHandle<()>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
     tokio::spawn(async move {
         let shutdown = async move {
             let _ = stop.wait_for(|stopped| *stopped).await;

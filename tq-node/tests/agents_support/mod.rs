@@ -20,11 +20,10 @@ use std::time::Duration;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use tq_node::agent::{self, AgentHandle};
+use tq_node::api::client::ControlClient;
 use tq_node::config::{AgentConfig, PeerConfig, TlsPaths};
-use tq_types::{
-    BaseboardId, CommitError, CommitStatus, ConfigState, CoordinatorStatus, Epoch,
-    PrepareAndCommitError, RackId, ReconfigurationError, Timestamp,
-};
+use tq_node::tls::Identity;
+use tq_types::{BaseboardId, ConfigState, Epoch, RackId, Timestamp};
 use trust_quorum::control::{ControlAction, ControlPlaneConfig, MemberCommitError};
 use trust_quorum::harness::Controller;
 
@@ -54,6 +53,8 @@ pub struct LocalRack {
     pub configs: BTreeMap<BaseboardId, AgentConfig>,
     pub agents: BTreeMap<BaseboardId, AgentHandle>,
     pub http: reqwest::Client,
+    /// The control plane's TLS identity.
+    pub control: Identity,
     pub cp: Controller,
     pub rng: ChaCha20Rng,
 }
@@ -63,7 +64,10 @@ impl LocalRack {
     pub fn new(n: usize) -> LocalRack {
         let dir = tempfile::tempdir().unwrap();
         let keys = dir.path().join("keys");
-        tq_node::keys::generate_rack(&keys, n).unwrap();
+        let generated = tq_node::keys::generate_rack(&keys, n).unwrap();
+        let control =
+            Identity::load(&generated.ca_cert, &generated.control.cert, &generated.control.key)
+                .unwrap();
         let ports = free_ports(3 * n);
         let mut configs = BTreeMap::new();
         for i in 0..n {
@@ -93,6 +97,7 @@ impl LocalRack {
             configs,
             agents: BTreeMap::new(),
             http: reqwest::Client::builder().timeout(Duration::from_secs(20)).build().unwrap(),
+            control,
             cp: Controller::new(ControlPlaneConfig::default()),
             rng: ChaCha20Rng::seed_from_u64(1),
         }
@@ -123,87 +128,56 @@ impl LocalRack {
         }
     }
 
-    fn url(&self, who: &BaseboardId, path: &str) -> String {
-        format!("http://{}{path}", self.configs[who].control_listen)
+    /// The control-plane client of `who`'s control API.
+    pub fn client(&self, who: &BaseboardId) -> ControlClient {
+        let c = &self.configs[who];
+        ControlClient::new(&self.control, who.clone(), c.control_listen, Duration::from_secs(20))
+            .unwrap()
     }
 
-    async fn post<
-        T: serde::Serialize,
-        R: serde::de::DeserializeOwned,
-        E: serde::de::DeserializeOwned,
-    >(
-        &self,
-        who: &BaseboardId,
-        path: &str,
-        body: &T,
-    ) -> Option<Result<R, E>> {
-        let response = self.http.post(self.url(who, path)).json(body).send().await.ok()?;
-        if response.status().is_success() {
-            Some(Ok(response.json().await.ok()?))
-        } else {
-            let body: serde_json::Value = response.json().await.ok()?;
-            Some(Err(serde_json::from_value(body["error"].clone()).ok()?))
-        }
+    /// A raw HTTPS client holding the control plane's certificate, and the
+    /// base URL of `who`'s control API (for malformed requests).
+    pub fn raw_control(&self, who: &BaseboardId) -> (reqwest::Client, String) {
+        raw_client(&self.control, self.configs[who].control_listen)
     }
 
-    /// One driver pass: tick, perform every action over HTTP, report.
+    /// One driver pass: tick, perform every action over HTTPS, report.
     pub async fn pass(&mut self) {
         let actions = self.cp.tick(now(), &mut self.rng);
         for action in actions {
             match action {
                 ControlAction::Reconfigure { to, msg } => {
-                    let epoch = msg.epoch;
-                    let out: Option<Result<serde_json::Value, ReconfigurationError>> =
-                        self.post(&to, "/v1/reconfigure", &msg).await;
-                    match out {
-                        Some(result) => {
-                            let _ = self.cp.on_reconfigure_result(
-                                epoch,
-                                &to,
-                                result.map(|_| ()),
-                                now(),
-                            );
+                    match self.client(&to).reconfigure(&msg).await {
+                        Ok(result) => {
+                            let _ = self.cp.on_reconfigure_result(msg.epoch, &to, result, now());
                         }
-                        None => self.cp.on_unreachable(&to, now()),
+                        Err(_) => self.cp.on_unreachable(&to, now()),
                     }
                 }
                 ControlAction::PollCoordinator { to, epoch } => {
-                    let answer = self.http.get(self.url(&to, "/v1/coordinator")).send().await;
-                    let status = match answer {
-                        Ok(r) if r.status().is_success() => {
-                            r.json::<Option<CoordinatorStatus>>().await.ok()
-                        }
-                        _ => None,
-                    };
-                    match status {
-                        Some(status) => {
+                    match self.client(&to).coordinator().await {
+                        Ok(status) => {
                             let _ = self.cp.on_coordinator_status(epoch, &to, status, now());
                         }
-                        None => self.cp.on_unreachable(&to, now()),
+                        Err(_) => self.cp.on_unreachable(&to, now()),
                     }
                 }
                 ControlAction::Commit { member, req, .. } => {
-                    let epoch = req.epoch;
-                    let out: Option<Result<CommitStatus, CommitError>> =
-                        self.post(&member, "/v1/commit", &req).await;
-                    match out {
-                        Some(r) => {
+                    match self.client(&member).commit(&req).await {
+                        Ok(r) => {
                             let r = r.map_err(MemberCommitError::Commit);
-                            let _ = self.cp.on_commit_result(epoch, &member, r, now());
+                            let _ = self.cp.on_commit_result(req.epoch, &member, r, now());
                         }
-                        None => self.cp.on_unreachable(&member, now()),
+                        Err(_) => self.cp.on_unreachable(&member, now()),
                     }
                 }
                 ControlAction::PrepareAndCommit { member, req, .. } => {
-                    let epoch = req.config.epoch;
-                    let out: Option<Result<CommitStatus, PrepareAndCommitError>> =
-                        self.post(&member, "/v1/prepare-and-commit", &req).await;
-                    match out {
-                        Some(r) => {
+                    match self.client(&member).prepare_and_commit(&req).await {
+                        Ok(r) => {
                             let r = r.map_err(MemberCommitError::PrepareAndCommit);
-                            let _ = self.cp.on_commit_result(epoch, &member, r, now());
+                            let _ = self.cp.on_commit_result(req.config.epoch, &member, r, now());
                         }
-                        None => self.cp.on_unreachable(&member, now()),
+                        Err(_) => self.cp.on_unreachable(&member, now()),
                     }
                 }
                 ControlAction::Activate { member } => {
@@ -282,4 +256,17 @@ impl LocalRack {
         let [a, b] = &self.configs[who].data_dirs;
         [a.join(tq_node::storage::FILE_NAMES[0]), b.join(tq_node::storage::FILE_NAMES[1])]
     }
+}
+
+/// A raw HTTPS client presenting `identity`, for the control API at `addr`,
+/// and the base URL to use with it.
+pub fn raw_client(identity: &Identity, addr: SocketAddr) -> (reqwest::Client, String) {
+    let name = tq_node::keys::SLED_DNS_NAME;
+    let client = reqwest::Client::builder()
+        .use_preconfigured_tls((*identity.client_config()).clone())
+        .resolve(name, addr)
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    (client, format!("https://{name}:{}", addr.port()))
 }

@@ -12,6 +12,7 @@ use tq_types::{
 /// Why a rack's first configuration was refused.
 #[derive(Clone, PartialEq, Eq, Debug, thiserror::Error, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum InitializeError {
     /// The rack already has a committing or committed configuration.
     #[error("rack {rack_id} is already initialized: epoch {epoch} is {state}")]
@@ -61,6 +62,7 @@ pub enum InitializeError {
 /// proposed, whatever the sleds.
 #[derive(Clone, PartialEq, Eq, Debug, thiserror::Error, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum ChangeRefused {
     /// The rack has no committing or committed configuration yet.
     #[error("the rack has no committed configuration yet; initialize it first")]
@@ -111,6 +113,7 @@ pub enum ChangeRefused {
 /// Why adding sleds was refused.
 #[derive(Clone, PartialEq, Eq, Debug, thiserror::Error, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum AddSledsError {
     /// The request names no sled.
     #[error("no sleds to add")]
@@ -129,6 +132,7 @@ pub enum AddSledsError {
 /// Why removing sleds was refused.
 #[derive(Clone, PartialEq, Eq, Debug, thiserror::Error, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum RemoveSledsError {
     /// The request names no sled.
     #[error("no sleds to remove")]
@@ -147,6 +151,7 @@ pub enum RemoveSledsError {
 /// Why an abort was refused.
 #[derive(Clone, PartialEq, Eq, Debug, thiserror::Error, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum AbortError {
     /// The ledger holds no configuration.
     #[error("there is no configuration to abort")]

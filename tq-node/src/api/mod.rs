@@ -1,4 +1,8 @@
-//! The control API, for the control plane: HTTP/JSON.
+//! The control API, for the control plane: HTTP/JSON over mutual TLS.
+//!
+//! Only a client presenting the control plane's certificate, issued by the
+//! rack CA, is served (see the `listener` module); [`client::ControlClient`] is the
+//! matching client, which also checks that the server is the sled it meant.
 //!
 //! | method and path | body | answer |
 //! | --- | --- | --- |
@@ -25,6 +29,9 @@ use tq_types::{
 };
 
 use crate::agent::request::{AgentGone, Request, Requester, Response};
+
+pub mod client;
+pub(crate) mod listener;
 
 /// The control API's routes.
 pub(crate) fn router(requester: Requester) -> Router {
