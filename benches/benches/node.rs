@@ -31,9 +31,11 @@ fn node_operations(c: &mut Criterion) {
     // A coordinator, from the request to the last prepare sent.
     c.bench_function("node/coordinate_32", |b| {
         b.iter_batched(
-            || (connected_node(&coordinator, &coordinator_state, N), old_shares.clone()),
-            |(mut sled, inputs)| {
-                let request = request(2, Some(1), &members);
+            || {
+                let request = request(2, Some(1), &members, &coordinator);
+                (connected_node(&coordinator, &coordinator_state, N), old_shares.clone(), request)
+            },
+            |(mut sled, inputs, request)| {
                 let started =
                     sled.request(|n, c| n.coordinate_reconfiguration(c, request)).unwrap();
                 started.value.unwrap();
@@ -50,7 +52,7 @@ fn node_operations(c: &mut Criterion) {
     let member = sled(1);
     let member_state_before = r.state(&member).clone();
     let sent_before = r.sent().len();
-    commit(&mut r, &coordinator, request(2, Some(1), &members));
+    commit(&mut r, &coordinator, request(2, Some(1), &members, &coordinator));
     let prepare = r
         .sent()
         .get(sent_before..)
@@ -75,13 +77,14 @@ fn node_operations(c: &mut Criterion) {
 
     // A member that missed the prepare computes its share from K others.
     let config2 = r.state(&coordinator).config(Epoch(2)).unwrap().clone();
+    let certificate = tq_benches::authority().certify(&config2).unwrap();
     let new_shares: Vec<(BaseboardId, PeerMsg)> =
         (2..2 + K).map(|i| (sled(i), share_msg(Epoch(2), share(&r, &sled(i), Epoch(2))))).collect();
     c.bench_function("node/compute_missed_share_32", |b| {
         b.iter_batched(
             || {
                 let sled = connected_node(&member, &member_state_before, N);
-                let req = PrepareAndCommitRequest { config: config2.clone() };
+                let req = PrepareAndCommitRequest { config: config2.clone(), certificate };
                 (sled, req, new_shares.clone())
             },
             |(mut sled, req, inputs)| {

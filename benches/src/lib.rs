@@ -14,9 +14,11 @@ use std::collections::BTreeSet;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use tq_types::{
-    BaseboardId, CommitRequest, Envelope, Epoch, PeerMsg, RackId, ReconfigureMsg, Share, Threshold,
+    BaseboardId, CommitRequest, Envelope, Epoch, PeerMsg, RackId, ReconfigureMsg, Share,
+    SignedReconfigure, Threshold,
 };
 use trust_quorum::PersistentState;
+use trust_quorum::crypto::authority::Authority;
 use trust_quorum::harness::{Rack, Sled};
 
 /// The id of the i-th sled.
@@ -34,15 +36,28 @@ pub fn threshold(n: usize) -> Threshold {
     Threshold(u8::try_from((n / 2).saturating_add(1)).expect("n <= 32"))
 }
 
-/// A reconfiguration request.
-pub fn request(epoch: u64, last: Option<u64>, members: &BTreeSet<BaseboardId>) -> ReconfigureMsg {
-    ReconfigureMsg {
+/// The control plane's authority of every fixture.
+pub fn authority() -> &'static Authority {
+    static AUTHORITY: std::sync::OnceLock<Authority> = std::sync::OnceLock::new();
+    AUTHORITY.get_or_init(|| Authority::generate(&mut ChaCha20Rng::seed_from_u64(0xa7)))
+}
+
+/// A reconfiguration request for `coordinator`, signed by [`authority`].
+pub fn request(
+    epoch: u64,
+    last: Option<u64>,
+    members: &BTreeSet<BaseboardId>,
+    coordinator: &BaseboardId,
+) -> SignedReconfigure {
+    let msg = ReconfigureMsg {
         rack_id: rack(),
         epoch: Epoch(epoch),
         last_committed_epoch: last.map(Epoch),
         members: members.clone(),
         threshold: threshold(members.len()),
-    }
+        coordinator: coordinator.clone(),
+    };
+    authority().sign_reconfigure(msg).expect("signs")
 }
 
 /// A sled restarted over `state`, connected to sleds `0..n` except itself,
@@ -70,14 +85,16 @@ pub fn deliver(sled: &mut Sled, inputs: Vec<(BaseboardId, PeerMsg)>) -> Vec<Enve
 }
 
 /// Coordinates and commits a configuration everywhere.
-pub fn commit(rack: &mut Rack, coordinator: &BaseboardId, msg: ReconfigureMsg) {
-    let epoch = msg.epoch;
-    let members = msg.members.clone();
+pub fn commit(rack: &mut Rack, coordinator: &BaseboardId, msg: SignedReconfigure) {
+    let epoch = msg.msg.epoch;
+    let members = msg.msg.members.clone();
     let started = rack.request(coordinator, |node, ctx| node.coordinate_reconfiguration(ctx, msg));
     started.expect("up").expect("valid");
     rack.deliver_all().expect("drains");
+    let config = rack.state(coordinator).config(epoch).expect("prepared");
+    let certificate = authority().certify(config).expect("certifies");
     for m in &members {
-        let req = CommitRequest { rack_id: self::rack(), epoch };
+        let req = CommitRequest { rack_id: self::rack(), epoch, certificate };
         let answer = rack.request(m, |node, ctx| node.commit_configuration(ctx, req));
         answer.expect("up").expect("prepared");
     }
@@ -91,8 +108,8 @@ pub fn share(rack: &Rack, who: &BaseboardId, epoch: Epoch) -> Share {
 
 /// A rack of `n` sleds with epoch 1 committed on all of them.
 pub fn committed_rack(n: usize) -> Rack {
-    let mut rack = Rack::new((0..n).map(sled), 0);
+    let mut rack = Rack::new((0..n).map(sled), authority().public_key(), 0);
     let members: BTreeSet<BaseboardId> = (0..n).map(sled).collect();
-    commit(&mut rack, &sled(0), request(1, None, &members));
+    commit(&mut rack, &sled(0), request(1, None, &members, &sled(0)));
     rack
 }

@@ -69,7 +69,7 @@ impl Agents {
         };
         match action {
             ControlAction::Reconfigure { to, msg } => match client.reconfigure(&msg).await {
-                Ok(result) => Outcome::Reconfigure { epoch: msg.epoch, from: to, result },
+                Ok(result) => Outcome::Reconfigure { epoch: msg.msg.epoch, from: to, result },
                 Err(e) => unreachable(e),
             },
             ControlAction::PollCoordinator { to, epoch } => match client.coordinator().await {

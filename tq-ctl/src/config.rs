@@ -7,6 +7,7 @@
 //! replica = "ctl-0"                  # a name for logs
 //! tick_ms = 200                      # the longest wait between driver passes
 //! prepare_timeout_ms = 60000         # a silent coordinator's prepare is aborted after this
+//! authority = "keys/authority.key"   # the signing key every replica shares
 //!
 //! [tls]                              # the control plane's certificate (`tq-node keys init`)
 //! ca = "keys/ca.pem"
@@ -48,6 +49,9 @@ pub struct CtlConfig {
     /// before the configuration is aborted, in milliseconds.
     #[serde(default = "default_prepare_timeout_ms")]
     pub prepare_timeout_ms: u64,
+    /// The authority's secret key file (`tq-node keys init` writes it):
+    /// every replica signs requests and commit decisions with it.
+    pub authority: PathBuf,
     /// The control plane's certificate and key, and the rack CA: the
     /// sleds' control APIs serve only this certificate, over mutual TLS.
     pub tls: TlsPaths,
@@ -127,6 +131,9 @@ impl CtlConfig {
         }
         let base = path.parent().unwrap_or(Path::new("."));
         config.tls.resolve(base);
+        if config.authority.is_relative() {
+            config.authority = base.join(&config.authority);
+        }
         if let Some(file) = config.db.strip_prefix("sqlite:") {
             let file = Path::new(file.trim_start_matches("//"));
             if file.is_relative() {

@@ -9,6 +9,7 @@
 //! operation, decides again from the fresh ledger.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::join_all;
@@ -16,6 +17,7 @@ use rand_chacha::ChaCha20Rng;
 use tokio::sync::{mpsc, oneshot, watch};
 use tq_types::{BaseboardId, Epoch, RackMembershipStatus, Timestamp, TrustQuorumConfig};
 use trust_quorum::control::{ControlPlane, ControlPlaneConfig, Held, LedgerWrite};
+use trust_quorum::crypto::authority::Authority;
 
 use crate::actions::{Agents, Outcome};
 use crate::config::CtlConfig;
@@ -64,13 +66,14 @@ impl Replica {
         config: CtlConfig,
         store: Store,
         agents: Agents,
+        authority: Arc<Authority>,
         rng: ChaCha20Rng,
     ) -> Result<Replica, StoreError> {
         let settings = ControlPlaneConfig {
             prepare_timeout: Duration::from_millis(config.prepare_timeout_ms),
             ..ControlPlaneConfig::default()
         };
-        let cp = ControlPlane::new(settings);
+        let cp = ControlPlane::new(settings, authority);
         let mut replica = Replica { config, store, cp, agents, rng };
         replica.reload().await?;
         Ok(replica)
@@ -101,10 +104,11 @@ impl Replica {
     /// Replaces the control plane with one over the stored ledger.
     async fn reload(&mut self) -> Result<(), StoreError> {
         let settings = self.cp.settings().clone();
+        let authority = self.cp.authority().clone();
         self.cp = match self.store.load().await? {
-            Some(ledger) => ControlPlane::from_ledger(settings, ledger)
+            Some(ledger) => ControlPlane::from_ledger(settings, authority, ledger)
                 .map_err(|e| StoreError::Other(format!("stored ledger breaks a rule: {e}")))?,
-            None => ControlPlane::new(settings),
+            None => ControlPlane::new(settings, authority),
         };
         Ok(())
     }
@@ -116,10 +120,11 @@ impl Replica {
         if current != self.cp.ledger().generation() {
             tracing::debug!(replica = %self.config.replica, generation = current, "ledger moved; reloading");
             let settings = self.cp.settings().clone();
+            let authority = self.cp.authority().clone();
             self.cp = match stored {
-                Some(ledger) => ControlPlane::from_ledger(settings, ledger)
+                Some(ledger) => ControlPlane::from_ledger(settings, authority, ledger)
                     .map_err(|e| StoreError::Other(format!("stored ledger breaks a rule: {e}")))?,
-                None => ControlPlane::new(settings),
+                None => ControlPlane::new(settings, authority),
             };
         }
         Ok(())

@@ -2,6 +2,7 @@
 //! replica task and its operator API.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -31,6 +32,9 @@ pub enum StartError {
     /// built.
     #[error("TLS identity: {0}")]
     Tls(String),
+    /// The authority key cannot be loaded.
+    #[error("authority key: {0}")]
+    Authority(String),
     /// No OS randomness.
     #[error("no OS randomness: {0}")]
     Random(String),
@@ -69,10 +73,19 @@ pub async fn start(config: &CtlConfig) -> Result<CtlHandle, StartError> {
         )));
     }
     let agents = Agents::new(config, &identity).map_err(|e| StartError::Tls(e.to_string()))?;
+    let authority = tq_node::authority::load(&config.authority)
+        .map_err(|e| StartError::Authority(e.to_string()))?;
     let store = Store::open(&config.db).await?;
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed).map_err(|e| StartError::Random(e.to_string()))?;
-    let replica = Replica::new(config.clone(), store, agents, ChaCha20Rng::from_seed(seed)).await?;
+    let replica = Replica::new(
+        config.clone(),
+        store,
+        agents,
+        Arc::new(authority),
+        ChaCha20Rng::from_seed(seed),
+    )
+    .await?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|source| StartError::Bind { addr: config.listen, source })?;

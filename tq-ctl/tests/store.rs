@@ -129,7 +129,8 @@ fn ledgers(seed: u64, count: usize) -> Vec<Ledger> {
     let sleds: BTreeSet<BaseboardId> =
         ["P:0", "P:1", "P:2"].iter().map(|s| s.parse().unwrap()).collect();
     let rack = RackId(uuid::Uuid::from_u128(u128::from(seed) + 1));
-    let mut cp = ControlPlane::new(ControlPlaneConfig::default());
+    let authority = trust_quorum::crypto::authority::Authority::generate(&mut rng);
+    let mut cp = ControlPlane::new(ControlPlaneConfig::default(), std::sync::Arc::new(authority));
     let mut out = Vec::new();
     for i in 0..count {
         let now =

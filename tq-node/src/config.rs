@@ -6,6 +6,7 @@
 //! peer_listen = "127.0.0.1:7000"
 //! control_listen = "127.0.0.1:7100"
 //! local_listen = "127.0.0.1:7200"
+//! authority_key = "9f3c...e1"   # the control plane's public key (keys/authority.pub)
 //!
 //! [tls]
 //! ca = "keys/ca.pem"
@@ -23,7 +24,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use tq_types::BaseboardId;
+use tq_types::{AuthorityKey, BaseboardId};
 
 /// Everything one sled agent needs to run.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
@@ -41,6 +42,11 @@ pub struct AgentConfig {
     /// The local secret-use API (HTTP/JSON with a bearer token). Must be a
     /// loopback address.
     pub local_listen: SocketAddr,
+    /// The public key of the control plane's authority: the node accepts
+    /// only configurations, commits and expungements it signed. It is kept
+    /// in the node's durable state; a different key here later refuses to
+    /// start (rotation is out of scope, docs/protocol.md section 8.4).
+    pub authority_key: AuthorityKey,
     /// Certificates and key.
     pub tls: TlsPaths,
     /// Every other sled of the rack that may be a member.

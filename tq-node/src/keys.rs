@@ -24,6 +24,8 @@
 //! dir/<index>/key.pem     sled <index> private key (0600)
 //! dir/control/cert.pem    control-plane client certificate
 //! dir/control/key.pem     control-plane client private key (0600)
+//! dir/authority.key       the control plane's authority signing key (0600)
+//! dir/authority.pub       its public key (see [`crate::authority`])
 //! ```
 //!
 //! Existing files are never overwritten: writing a file that already exists
@@ -110,6 +112,8 @@ pub struct RackKeys {
     pub sleds: Vec<SledKeys>,
     /// The control-plane client certificate and key (`dir/control/`).
     pub control: KeyFiles,
+    /// The control plane's authority key files and public key.
+    pub authority: crate::authority::AuthorityFiles,
 }
 
 impl RackKeys {
@@ -124,8 +128,8 @@ pub fn test_sled_id(index: usize) -> Result<BaseboardId, KeysError> {
     Ok(BaseboardId::new(TEST_PART_NUMBER, format!("{index:011}"))?)
 }
 
-/// Generates a rack CA, `sleds` sled certificates and a control-plane client
-/// certificate under `dir` (created if missing), in the layout of the
+/// Generates a rack CA, `sleds` sled certificates, a control-plane client
+/// certificate and the control plane's authority key under `dir` (created if missing), in the layout of the
 /// [module documentation](self).
 pub fn generate_rack(dir: &Path, sleds: usize) -> Result<RackKeys, KeysError> {
     create_dir(dir)?;
@@ -142,7 +146,8 @@ pub fn generate_rack(dir: &Path, sleds: usize) -> Result<RackKeys, KeysError> {
         })
         .collect::<Result<Vec<_>, KeysError>>()?;
     let control = ca.issue_control_plane(&dir.join("control"))?;
-    Ok(RackKeys { ca_cert, ca_key, sleds, control })
+    let authority = crate::authority::generate(dir)?;
+    Ok(RackKeys { ca_cert, ca_key, sleds, control, authority })
 }
 
 /// A rack certificate authority: its certificate and signing key.
@@ -295,7 +300,7 @@ fn read_string(path: &Path) -> Result<String, KeysError> {
 
 /// Creates `path` (failing if it exists) and writes `contents`; a `secret`
 /// file is created with mode 0600 on unix.
-fn write_file(path: &Path, contents: &[u8], secret: bool) -> Result<(), KeysError> {
+pub(crate) fn write_file(path: &Path, contents: &[u8], secret: bool) -> Result<(), KeysError> {
     let mut options = fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]

@@ -8,12 +8,13 @@
 //! - [`agent`]: the task that owns the node and runs the embedder step
 //!   after every input, plus the control API ([`api`]) and the local
 //!   secret-use API ([`local`]);
-//! - [`config`] and [`keys`]: the TOML configuration and the rack's
-//!   certificates.
+//! - [`config`], [`keys`] and [`authority`]: the TOML configuration, the
+//!   rack's certificates and the control plane's authority key.
 #![forbid(unsafe_code)]
 
 pub mod agent;
 pub mod api;
+pub mod authority;
 pub mod config;
 pub mod frame;
 pub mod keys;

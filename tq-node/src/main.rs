@@ -143,6 +143,7 @@ fn keys_init(dir: &Path, sleds: usize, base_port: u16) -> Result<(), String> {
             peer_listen: port(i)?,
             control_listen: port(i.saturating_add(100))?,
             local_listen: port(i.saturating_add(200))?,
+            authority_key: keys.authority.key,
             tls: TlsPaths {
                 ca: PathBuf::from("ca.pem"),
                 cert: PathBuf::from(format!("{i}/cert.pem")),

@@ -110,11 +110,19 @@ async fn control_and_local_apis_refuse_with_typed_errors() {
     let (control_http, control) = rack.raw_control(&sled(0));
     let http = &rack.http;
 
+    // A certificate-shaped value (its signature is not checked before the
+    // refusals below).
+    let certificate = |rack_id: tq_types::RackId, epoch: u64| {
+        serde_json::json!({
+            "rack_id": rack_id, "epoch": epoch,
+            "config_digest": "00".repeat(32), "signature": "00".repeat(64),
+        })
+    };
     // Commit of an epoch the node never prepared: 409 and the node's error.
     let rack_id = rack.cp.rack_id().unwrap();
     let r = control_http
         .post(format!("{control}/v1/commit"))
-        .json(&serde_json::json!({ "rack_id": rack_id, "epoch": 9 }))
+        .json(&serde_json::json!({ "rack_id": rack_id, "epoch": 9, "certificate": certificate(rack_id, 9) }))
         .send()
         .await
         .unwrap();
@@ -125,13 +133,29 @@ async fn control_and_local_apis_refuse_with_typed_errors() {
     let other = tq_types::RackId(uuid::Uuid::from_u128(1));
     let r = control_http
         .post(format!("{control}/v1/commit"))
-        .json(&serde_json::json!({ "rack_id": other, "epoch": 1 }))
+        .json(&serde_json::json!({ "rack_id": other, "epoch": 1, "certificate": certificate(other, 1) }))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 409);
     let body: serde_json::Value = r.json().await.unwrap();
     assert!(body["error"]["refused"]["rack_id_mismatch"].is_object(), "{body}");
+    // A reconfiguration signed by another authority: 403, unauthorized.
+    let forged = trust_quorum::crypto::authority::Authority::from_secret_bytes(&[7; 32])
+        .sign_reconfigure(tq_types::ReconfigureMsg {
+            rack_id,
+            epoch: Epoch(2),
+            last_committed_epoch: Some(e1),
+            members: sleds(0..3),
+            threshold: tq_types::Threshold(2),
+            coordinator: sled(0),
+        })
+        .unwrap();
+    let r =
+        control_http.post(format!("{control}/v1/reconfigure")).json(&forged).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["refused"]["unauthorized"], "bad_signature", "{body}");
     // A malformed body: 4xx, and the node is untouched.
     let r = control_http
         .post(format!("{control}/v1/reconfigure"))

@@ -72,9 +72,9 @@ async fn two_sleds_exchange_messages_both_ways() {
     assert_eq!(sleds[1].next().await, Connected(id(0)));
 
     sleds[0].handle.send(&id(1), msg(1));
-    assert_eq!(sleds[1].next().await, Message { from: id(0), msg: msg(1) });
+    assert_eq!(sleds[1].next().await, Message { from: id(0), msg: Box::new(msg(1)) });
     sleds[1].handle.send(&id(0), msg(2));
-    assert_eq!(sleds[0].next().await, Message { from: id(1), msg: msg(2) });
+    assert_eq!(sleds[0].next().await, Message { from: id(1), msg: Box::new(msg(2)) });
 
     // Shutdown returns once the listeners are closed, too.
     let addrs: Vec<_> = sleds.iter().map(|s| s.addr).collect();
@@ -115,7 +115,7 @@ async fn three_sleds_form_a_full_mesh_with_one_connection_per_pair() {
             match sled.next().await {
                 Message { from, msg: m } => {
                     let i = (0..3).find(|i| id(*i) == from).unwrap();
-                    assert_eq!(m, msg((10 * i + j) as u64));
+                    assert_eq!(*m, msg((10 * i + j) as u64));
                     got.insert(i);
                 }
                 other => panic!("sled {j}: {other:?}"),
@@ -211,7 +211,7 @@ async fn a_certificate_is_its_owner_whatever_address_it_is_reached_at() {
     let mut raw = within(raw_connect(&rack.identity(0), s2.addr)).await.unwrap();
     assert_eq!(s2.next().await, Connected(id(0)));
     within(frame::write_frame(&mut raw, &msg(5))).await.unwrap();
-    assert_eq!(s2.next().await, Message { from: id(0), msg: msg(5) });
+    assert_eq!(s2.next().await, Message { from: id(0), msg: Box::new(msg(5)) });
     s2.handle.send(&id(0), msg(6));
     assert_eq!(within(frame::read_frame(&mut raw)).await.unwrap(), msg(6));
     // Nothing addressed to sled 1 reaches it.
@@ -251,15 +251,15 @@ async fn oversized_and_garbage_frames_close_only_their_connection() {
         // The other connection is unaffected.
         let n = 100 + round as u64;
         s0.handle.send(&id(2), msg(n));
-        assert_eq!(s2.next().await, Message { from: id(0), msg: msg(n) });
+        assert_eq!(s2.next().await, Message { from: id(0), msg: Box::new(msg(n)) });
         s2.handle.send(&id(0), msg(n + 10));
-        assert_eq!(s0.next().await, Message { from: id(2), msg: msg(n + 10) });
+        assert_eq!(s0.next().await, Message { from: id(2), msg: Box::new(msg(n + 10)) });
     }
     // And the transport still accepts sled 1.
     let mut raw = within(raw_connect(&rack.identity(1), s2.addr)).await.unwrap();
     assert_eq!(s2.next().await, Connected(id(1)));
     within(frame::write_frame(&mut raw, &msg(9))).await.unwrap();
-    assert_eq!(s2.next().await, Message { from: id(1), msg: msg(9) });
+    assert_eq!(s2.next().await, Message { from: id(1), msg: Box::new(msg(9)) });
     s0.assert_quiet();
     s0.shutdown().await;
     s2.shutdown().await;
@@ -283,7 +283,7 @@ async fn a_peer_that_goes_away_is_disconnected_then_reconnected() {
     assert_eq!(s0.next().await, Connected(id(1)));
     assert_eq!(s1.next().await, Connected(id(0)));
     s0.handle.send(&id(1), msg(1));
-    assert_eq!(s1.next().await, Message { from: id(0), msg: msg(1) });
+    assert_eq!(s1.next().await, Message { from: id(0), msg: Box::new(msg(1)) });
 
     // The smaller id (the dialing side) restarts.
     s0.shutdown().await;
@@ -293,7 +293,7 @@ async fn a_peer_that_goes_away_is_disconnected_then_reconnected() {
     assert_eq!(s0.next().await, Connected(id(1)));
     assert_eq!(s1.next().await, Connected(id(0)));
     s1.handle.send(&id(0), msg(2));
-    assert_eq!(s0.next().await, Message { from: id(1), msg: msg(2) });
+    assert_eq!(s0.next().await, Message { from: id(1), msg: Box::new(msg(2)) });
 
     s0.shutdown().await;
     s1.shutdown().await;

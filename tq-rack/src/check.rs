@@ -197,7 +197,7 @@ async fn member_key(
 /// API; every epoch's view can be read.
 async fn ledger(rack: &Rack, operator: &Operator, settled: &Settled) -> Vec<String> {
     let mut violations = Vec::new();
-    match load_ledger(&rack.layout.db).await {
+    match load_ledger(rack).await {
         Ok(cp) => {
             if cp.latest_epoch() != Some(settled.latest) {
                 violations.push(format!(
@@ -236,12 +236,16 @@ async fn ledger(rack: &Rack, operator: &Operator, settled: &Settled) -> Vec<Stri
     violations
 }
 
-/// The ledger stored in `db`, validated (the store validates on load,
-/// and `from_ledger` again).
-pub async fn load_ledger(db: &str) -> Result<ControlPlane, String> {
+/// The ledger stored in `rack`'s database, validated (the store validates
+/// on load, and `from_ledger` again), under the rack's authority.
+pub async fn load_ledger(rack: &Rack) -> Result<ControlPlane, String> {
+    let keys = rack.dir.join("keys").join(tq_node::authority::SECRET_FILE);
+    let authority = tq_node::authority::load(&keys).map_err(|e| e.to_string())?;
+    let db = &rack.layout.db;
     let store = tq_ctl::store::Store::open_read_only(db).await.map_err(|e| e.to_string())?;
     let ledger = store.load().await.map_err(|e| e.to_string())?.ok_or("the ledger is empty")?;
-    ControlPlane::from_ledger(ControlPlaneConfig::default(), ledger).map_err(|e| e.to_string())
+    ControlPlane::from_ledger(ControlPlaneConfig::default(), std::sync::Arc::new(authority), ledger)
+        .map_err(|e| e.to_string())
 }
 
 /// No running sled reports an alarm or an unexpected latest commit, and

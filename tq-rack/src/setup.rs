@@ -94,6 +94,9 @@ pub fn create(dir: &Path, new: &NewRack) -> Result<Rack, RackError> {
 /// Writes `sled-N.toml` for every sled and `ctl-R.toml` for every replica.
 pub fn write_configs(rack: &Rack) -> Result<(), RackError> {
     let keys = rack.dir.join("keys");
+    let authority_key =
+        tq_node::authority::load_public(&keys.join(tq_node::authority::PUBLIC_FILE))
+            .map_err(|e| RackError::Failed(format!("the authority key: {e}")))?;
     for sled in &rack.layout.sleds {
         let config = AgentConfig {
             id: sled.id.clone(),
@@ -101,6 +104,7 @@ pub fn write_configs(rack: &Rack) -> Result<(), RackError> {
             peer_listen: sled.peer,
             control_listen: sled.control,
             local_listen: sled.local,
+            authority_key,
             tls: TlsPaths {
                 ca: keys.join("ca.pem"),
                 cert: keys.join(sled.index.to_string()).join("cert.pem"),
@@ -131,6 +135,7 @@ pub fn write_configs(rack: &Rack) -> Result<(), RackError> {
             replica: Proc::Ctl(replica.index).name(),
             tick_ms: CTL_TICK_MS,
             prepare_timeout_ms: CTL_PREPARE_TIMEOUT_MS,
+            authority: keys.join(tq_node::authority::SECRET_FILE),
             tls: TlsPaths {
                 ca: keys.join("ca.pem"),
                 cert: keys.join("control").join("cert.pem"),

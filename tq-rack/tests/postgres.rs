@@ -39,7 +39,7 @@ fn up_add_status_down_on_postgres() {
     assert_eq!(status["state"], "committed", "{status}");
     assert_eq!(status["members"].as_array().unwrap().len(), 5, "{status}");
     let layout = tq_rack::layout::Rack::load(rack.path()).unwrap();
-    let cp = runtime.block_on(tq_rack::check::load_ledger(&layout.layout.db)).unwrap();
+    let cp = runtime.block_on(tq_rack::check::load_ledger(&layout)).unwrap();
     assert_eq!(cp.latest_epoch(), Some(tq_types::Epoch(2)));
     let recorded = rack.recorded_pids();
     rack.down();

@@ -214,10 +214,10 @@ impl Checker {
                     );
                 }
             }
-            PeerMsgKind::CommitAdvance(config) => {
-                self.global_uniqueness("in a commit advance", config);
+            PeerMsgKind::CommitAdvance(committed) | PeerMsgKind::Expunged(committed) => {
+                self.global_uniqueness("in a commit advance", &committed.config);
             }
-            PeerMsgKind::GetShare(_) | PeerMsgKind::Expunged(_) => {}
+            PeerMsgKind::GetShare(_) => {}
         }
     }
 

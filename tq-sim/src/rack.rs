@@ -78,9 +78,10 @@ impl Rack {
         planted_bug: Option<PlantedBug>,
     ) -> Rack {
         let mut sleds = BTreeMap::new();
+        let authority = crate::random::authority(seed).public_key();
         for (index, id) in (0u64..).zip(ids) {
             let rng = ChaCha20Rng::seed_from_u64(subseed(seed, "sled", index << 16));
-            let mut embedded = harness::Sled::new(id.clone());
+            let mut embedded = harness::Sled::new(id.clone(), authority);
             embedded.start_with(rng, |ctx| plant(ctx, planted_bug));
             sleds.insert(
                 id,

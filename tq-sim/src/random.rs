@@ -1,7 +1,9 @@
 //! Deterministic randomness: independent seeds for named streams, and
 //! uniform-enough draws from them.
 
-use rand_core::Rng;
+use rand_chacha::ChaCha20Rng;
+use rand_core::{Rng, SeedableRng};
+use trust_quorum::crypto::authority::Authority;
 
 /// Derives an independent seed for a named stream.
 pub(crate) fn subseed(seed: u64, stream: &str, index: u64) -> u64 {
@@ -24,4 +26,10 @@ pub(crate) fn below<R: Rng + ?Sized>(rng: &mut R, n: usize) -> usize {
 /// A random element of `v`.
 pub(crate) fn pick<R: Rng + ?Sized, T: Clone>(rng: &mut R, v: &[T]) -> Option<T> {
     v.get(below(rng, v.len())).cloned()
+}
+
+/// The control plane's authority of the run seeded `seed`: every replica
+/// signs with it, and every sled trusts its public key.
+pub(crate) fn authority(seed: u64) -> Authority {
+    Authority::generate(&mut ChaCha20Rng::seed_from_u64(subseed(seed, "authority", 0)))
 }

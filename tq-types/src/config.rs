@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
+use crate::authority::SignedReconfigure;
 use crate::ids::{BaseboardId, Epoch, RackId, Threshold};
 use crate::serde_util::{hex_array32, hex_bytes, member_map};
 
@@ -93,6 +94,9 @@ pub struct Configuration {
     /// Sealed secrets of earlier committed configurations; absent iff there
     /// was no prior committed secret.
     pub encrypted_rack_secrets: Option<EncryptedRackSecrets>,
+    /// The authority's signed request this configuration was built from
+    /// (boxed: it is as large as the rest of the configuration).
+    pub reconfigure: Box<SignedReconfigure>,
 }
 
 impl Configuration {
@@ -181,6 +185,17 @@ mod tests {
             members: ids.iter().map(|id| (id.clone(), ShareDigest([0; 32]))).collect(),
             threshold: Threshold(2),
             encrypted_rack_secrets: None,
+            reconfigure: Box::new(crate::SignedReconfigure {
+                msg: crate::ReconfigureMsg {
+                    rack_id: RackId(uuid::Uuid::nil()),
+                    epoch: Epoch(1),
+                    last_committed_epoch: None,
+                    members: ids.iter().cloned().collect(),
+                    threshold: Threshold(2),
+                    coordinator: ids[0].clone(),
+                },
+                signature: crate::AuthoritySignature([0; 64]),
+            }),
         };
         assert_eq!(config.x_coordinate(&"A:1".parse().unwrap()), Some(1));
         assert_eq!(config.x_coordinate(&"A:2".parse().unwrap()), Some(2));

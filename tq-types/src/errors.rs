@@ -66,6 +66,69 @@ pub enum NodeRefusal {
         /// The peer that told it.
         from: BaseboardId,
     },
+    /// The request does not carry a valid decision of the control plane's
+    /// authority (docs/protocol.md section 8.4).
+    #[error("not authorized: {0}")]
+    Unauthorized(AuthorityError),
+}
+
+/// Why a decision attributed to the control plane's authority was refused
+/// (docs/protocol.md section 8.4). No variant carries key material.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, thiserror::Error, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthorityError {
+    /// The node's authority key is not a valid ed25519 public key.
+    #[error("the authority key is not a valid ed25519 public key")]
+    BadKey,
+    /// The signature does not verify under the authority key.
+    #[error("bad authority signature")]
+    BadSignature,
+    /// The signed request and the configuration disagree.
+    #[error("the configuration's {0} differs from the signed request")]
+    ConfigMismatch(SignedField),
+    /// The commit certificate names another rack, epoch or configuration.
+    #[error("the commit certificate names another {0}")]
+    CertificateMismatch(SignedField),
+    /// The signed request names another coordinator than this node.
+    #[error("the signed request names another coordinator")]
+    NotTheCoordinator,
+    /// A value could not be encoded for signing.
+    #[error("cannot encode the signed value")]
+    Encoding,
+}
+
+/// A field of a signed decision that must agree with what it is about.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SignedField {
+    /// The rack id.
+    Rack,
+    /// The epoch.
+    Epoch,
+    /// The coordinator.
+    Coordinator,
+    /// The threshold.
+    Threshold,
+    /// The membership.
+    Members,
+    /// Whether the configuration builds on a committed epoch.
+    LastCommittedEpoch,
+    /// The configuration (by digest).
+    Configuration,
+}
+
+impl core::fmt::Display for SignedField {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            SignedField::Rack => "rack",
+            SignedField::Epoch => "epoch",
+            SignedField::Coordinator => "coordinator",
+            SignedField::Threshold => "threshold",
+            SignedField::Members => "members",
+            SignedField::LastCommittedEpoch => "last committed epoch",
+            SignedField::Configuration => "configuration",
+        })
+    }
 }
 
 /// Why a node refused to coordinate a reconfiguration.

@@ -11,6 +11,7 @@
 //! see [`codec`].
 #![forbid(unsafe_code)]
 
+pub mod authority;
 pub mod codec;
 pub mod config;
 pub mod errors;
@@ -21,10 +22,14 @@ pub mod status;
 
 mod serde_util;
 
+pub use authority::{
+    AuthorityKey, AuthoritySignature, CommitCertificate, CommittedConfig, ConfigDigest,
+    SignedReconfigure,
+};
 pub use config::{Configuration, EncryptedRackSecrets, Salt, Share, ShareDigest};
 pub use errors::{
-    CommitError, InvalidConfiguration, LoadRackSecretError, NodeRefusal, PrepareAndCommitError,
-    RackIdMismatch, ReconfigurationError,
+    AuthorityError, CommitError, InvalidConfiguration, LoadRackSecretError, NodeRefusal,
+    PrepareAndCommitError, RackIdMismatch, ReconfigurationError, SignedField,
 };
 pub use ids::{BaseboardId, BaseboardIdError, Epoch, RackId, Threshold};
 pub use membership::{

@@ -4,6 +4,7 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
+use crate::authority::{CommitCertificate, CommittedConfig};
 use crate::config::{Configuration, Share};
 use crate::ids::{BaseboardId, Epoch, RackId, Threshold};
 
@@ -51,10 +52,12 @@ pub enum PeerMsgKind {
         /// The sender's share.
         share: Share,
     },
-    /// The asker is behind: this newer configuration has been committed.
-    CommitAdvance(Configuration),
-    /// The receiver was removed from the rack at this epoch.
-    Expunged(Epoch),
+    /// The asker is behind: this newer configuration has been committed
+    /// (with the authority's certificate).
+    CommitAdvance(CommittedConfig),
+    /// The receiver was removed from the rack: this committed configuration
+    /// (with the authority's certificate) leaves it out.
+    Expunged(CommittedConfig),
 }
 
 impl PeerMsgKind {
@@ -86,6 +89,8 @@ pub struct ReconfigureMsg {
     pub members: BTreeSet<BaseboardId>,
     /// Shares needed to rebuild the new rack secret.
     pub threshold: Threshold,
+    /// The member asked to coordinate.
+    pub coordinator: BaseboardId,
 }
 
 /// Control plane to a prepared member: commit this epoch.
@@ -95,6 +100,9 @@ pub struct CommitRequest {
     pub rack_id: RackId,
     /// The epoch to commit.
     pub epoch: Epoch,
+    /// The authority's certificate that the configuration of `epoch` the
+    /// member prepared is committed.
+    pub certificate: CommitCertificate,
 }
 
 /// Control plane to a member that never acknowledged the prepare: this
@@ -103,4 +111,6 @@ pub struct CommitRequest {
 pub struct PrepareAndCommitRequest {
     /// The committed configuration, rebuilt from the control plane's ledger.
     pub config: Configuration,
+    /// The authority's certificate that `config` is committed.
+    pub certificate: CommitCertificate,
 }

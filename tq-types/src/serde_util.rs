@@ -66,6 +66,21 @@ pub(crate) mod hex_array32 {
     }
 }
 
+/// A fixed 64-byte array, as [`hex_bytes`] with a length check.
+pub(crate) mod hex_array64 {
+    use super::*;
+
+    pub(crate) fn serialize<S: Serializer>(bytes: &[u8; 64], s: S) -> Result<S::Ok, S::Error> {
+        hex_bytes::serialize(bytes, s)
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 64], D::Error> {
+        let v = hex_bytes::deserialize(d)?;
+        let len = v.len();
+        <[u8; 64]>::try_from(v).map_err(|_| de::Error::invalid_length(len, &"exactly 64 bytes"))
+    }
+}
+
 /// A map from members to values, keyed by the `PART:SERIAL` string form of
 /// the member's identity in every format. Duplicate keys are rejected.
 pub(crate) mod member_map {

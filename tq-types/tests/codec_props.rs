@@ -3,101 +3,30 @@
 //!
 //! - Decoding arbitrary bytes never panics, and whatever decodes re-encodes
 //!   and decodes again to an equal value.
-//! - Every message kind round-trips through the binary codec and JSON.
+//! - Every message kind round-trips through the binary codec and JSON, with
+//!   the authority's signed request inside every configuration and commit
+//!   certificates in commit advances and expunged notices (signatures are
+//!   arbitrary bytes here: the codec does not check them).
 //! - Over-long input gives `TooLong`, trailing bytes give `TrailingBytes`.
 //! - Member maps are keyed `PART:SERIAL` and malformed keys are rejected.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 #![allow(clippy::arithmetic_side_effects, missing_docs)]
 
+mod strategies;
+
 use std::collections::BTreeMap;
 
-use proptest::collection::{btree_map, vec};
-use proptest::option;
+use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::sample::Index;
+use strategies::{baseboard_id, commit_certificate, configuration, peer_msg, rack_id, share};
 use test_strategy::proptest;
 use tq_types::codec::{DecodeError, MAX_PEER_MSG_LEN};
 use tq_types::{
-    BaseboardId, Configuration, EncryptedRackSecrets, Epoch, PeerMsg, PeerMsgKind, RackId, Salt,
-    Share, ShareDigest, Threshold,
+    AuthoritySignature, BaseboardId, CommitCertificate, CommittedConfig, ConfigDigest,
+    Configuration, EncryptedRackSecrets, Epoch, PeerMsg, PeerMsgKind, RackId, ReconfigureMsg, Salt,
+    Share, ShareDigest, SignedReconfigure, Threshold,
 };
-
-// --- strategies --------------------------------------------------------------
-
-/// Part numbers: realistic ones and arbitrary text without `:`.
-fn part_number() -> impl Strategy<Value = String> {
-    prop_oneof!["[A-Z]{3}-[A-Z0-9]{7}", "[^:]{1,12}"]
-}
-
-/// Serial numbers: realistic ones, arbitrary text, and text containing `:`
-/// (only the first `:` of `PART:SERIAL` separates).
-fn serial_number() -> impl Strategy<Value = String> {
-    prop_oneof!["[0-9]{11}", "(?s).{1,12}", "[a-z]{0,4}:[a-z:]{0,4}"]
-}
-
-fn baseboard_id() -> impl Strategy<Value = BaseboardId> {
-    (part_number(), serial_number()).prop_map(|(p, s)| BaseboardId::new(p, s).unwrap())
-}
-
-fn epoch() -> impl Strategy<Value = Epoch> {
-    any::<u64>().prop_map(Epoch)
-}
-
-fn rack_id() -> impl Strategy<Value = RackId> {
-    any::<u128>().prop_map(|r| RackId(uuid::Uuid::from_u128(r)))
-}
-
-/// Shares of random length (the codec does not check lengths).
-fn share() -> impl Strategy<Value = Share> {
-    vec(any::<u8>(), 0..=80).prop_map(Share::new)
-}
-
-fn encrypted_rack_secrets() -> impl Strategy<Value = EncryptedRackSecrets> {
-    (any::<[u8; 32]>(), vec(any::<u8>(), 0..=900))
-        .prop_map(|(salt, data)| EncryptedRackSecrets { salt: Salt(salt), data })
-}
-
-/// Configurations with 3..=32 members; the coordinator is usually a member.
-fn configuration() -> impl Strategy<Value = Configuration> {
-    (
-        rack_id(),
-        epoch(),
-        btree_map(baseboard_id(), any::<[u8; 32]>(), 3..=32),
-        any::<Index>(),
-        option::weighted(0.1, baseboard_id()),
-        any::<u8>(),
-        option::of(encrypted_rack_secrets()),
-    )
-        .prop_map(|(rack_id, epoch, members, coord, outsider, threshold, ers)| {
-            let coordinator = outsider
-                .unwrap_or_else(|| members.keys().nth(coord.index(members.len())).unwrap().clone());
-            Configuration {
-                rack_id,
-                epoch,
-                coordinator,
-                members: members.into_iter().map(|(id, d)| (id, ShareDigest(d))).collect(),
-                threshold: Threshold(threshold),
-                encrypted_rack_secrets: ers,
-            }
-        })
-}
-
-/// Every `PeerMsgKind` variant.
-fn peer_msg_kind() -> impl Strategy<Value = PeerMsgKind> {
-    prop_oneof![
-        (configuration(), share())
-            .prop_map(|(config, share)| PeerMsgKind::Prepare { config, share }),
-        epoch().prop_map(PeerMsgKind::PrepareAck),
-        epoch().prop_map(PeerMsgKind::GetShare),
-        (epoch(), share()).prop_map(|(epoch, share)| PeerMsgKind::Share { epoch, share }),
-        configuration().prop_map(PeerMsgKind::CommitAdvance),
-        epoch().prop_map(PeerMsgKind::Expunged),
-    ]
-}
-
-fn peer_msg() -> impl Strategy<Value = PeerMsg> {
-    (rack_id(), peer_msg_kind()).prop_map(|(rack_id, kind)| PeerMsg { rack_id, kind })
-}
 
 /// Whatever decodes re-encodes, and the re-encoding decodes to an equal
 /// value and is itself a fixed point of encoding.
@@ -244,13 +173,14 @@ fn message_size_limit_is_exact(
     #[any] fill: u8,
     #[any] commit_advance: bool,
     #[strategy(share())] share: Share,
+    #[strategy(commit_certificate())] certificate: CommitCertificate,
 ) {
     let build = |data_len: usize| {
         let mut config = config.clone();
         config.encrypted_rack_secrets =
             Some(EncryptedRackSecrets { salt: Salt(salt), data: vec![fill; data_len] });
         let kind = if commit_advance {
-            PeerMsgKind::CommitAdvance(config)
+            PeerMsgKind::CommitAdvance(CommittedConfig { config, certificate })
         } else {
             PeerMsgKind::Prepare { config, share: share.clone() }
         };
@@ -291,8 +221,28 @@ fn binary_member_key_without_colon_is_rejected() {
         members: ids.iter().map(|id| (id.clone(), ShareDigest([0; 32]))).collect(),
         threshold: Threshold(2),
         encrypted_rack_secrets: None,
+        reconfigure: Box::new(SignedReconfigure {
+            msg: ReconfigureMsg {
+                rack_id: RackId(uuid::Uuid::from_u128(1)),
+                epoch: Epoch(2),
+                last_committed_epoch: None,
+                members: ids.iter().cloned().collect(),
+                threshold: Threshold(2),
+                coordinator: ids[0].clone(),
+            },
+            signature: AuthoritySignature([7; 64]),
+        }),
     };
-    let msg = PeerMsg { rack_id: config.rack_id, kind: PeerMsgKind::CommitAdvance(config) };
+    let certificate = CommitCertificate {
+        rack_id: config.rack_id,
+        epoch: config.epoch,
+        config_digest: ConfigDigest([9; 32]),
+        signature: AuthoritySignature([8; 64]),
+    };
+    let msg = PeerMsg {
+        rack_id: config.rack_id,
+        kind: PeerMsgKind::CommitAdvance(CommittedConfig { config, certificate }),
+    };
     let bytes = msg.encode().unwrap();
     assert_eq!(PeerMsg::decode(&bytes), Ok(msg));
     for id in &ids {
@@ -382,6 +332,7 @@ fn hex_string(bytes: &[u8]) -> String {
 #[proptest(cases = 512)]
 fn json_malformed_member_key_is_rejected(
     #[strategy(configuration())] config: Configuration,
+    #[strategy(commit_certificate())] certificate: CommitCertificate,
     #[any] which: Index,
     #[strategy(prop_oneof![
         Just("nocolon".to_string()),
@@ -403,12 +354,13 @@ fn json_malformed_member_key_is_rejected(
     let text = serde_json::to_string(&value).unwrap();
     prop_assert!(serde_json::from_str::<Configuration>(&text).is_err());
     // And inside a peer message.
+    let committed = CommittedConfig { config: config.clone(), certificate };
     let mut msg_value = serde_json::to_value(PeerMsg {
         rack_id: config.rack_id,
-        kind: PeerMsgKind::CommitAdvance(config.clone()),
+        kind: PeerMsgKind::CommitAdvance(committed),
     })
     .unwrap();
-    msg_value["kind"]["commit_advance"] = value;
+    msg_value["kind"]["commit_advance"]["config"] = value;
     prop_assert!(serde_json::from_value::<PeerMsg>(msg_value).is_err());
 
     // A duplicate key (possible in JSON text only) is rejected too.
@@ -437,9 +389,25 @@ fn nocolon_member_key_is_rejected() {
             "P:3": "0000000000000000000000000000000000000000000000000000000000000000"
         },
         "threshold": 2,
-        "encrypted_rack_secrets": null
+        "encrypted_rack_secrets": null,
+        "reconfigure": {
+            "msg": {
+                "rack_id": "00000000-0000-0000-0000-000000000001",
+                "epoch": 1,
+                "last_committed_epoch": null,
+                "members": [
+                    {"part_number": "P", "serial_number": "1"},
+                    {"part_number": "P", "serial_number": "2"},
+                    {"part_number": "P", "serial_number": "3"}
+                ],
+                "threshold": 2,
+                "coordinator": {"part_number": "P", "serial_number": "1"}
+            },
+            "signature": "SIGNATURE"
+        }
     }"#;
-    let err = serde_json::from_str::<Configuration>(text).unwrap_err();
+    let text = text.replace("SIGNATURE", &"ab".repeat(64));
+    let err = serde_json::from_str::<Configuration>(&text).unwrap_err();
     assert!(err.to_string().contains("PART:SERIAL"), "{err}");
     // The same text with a good key parses.
     let good = text.replace("nocolon", "P:2");

@@ -51,6 +51,8 @@
 //! reach. The AEAD cipher object wipes its key on drop because the workspace
 //! enables chacha20poly1305's `zeroize` feature.
 
+pub mod authority;
+
 use core::fmt;
 use std::collections::BTreeMap;
 

@@ -170,7 +170,7 @@ mod control {
                         };
                         let rec = match a {
                             ControlAction::Reconfigure { to, msg } => {
-                                Recorded::Reconfigure(msg.epoch, to.clone(), Ok(()))
+                                Recorded::Reconfigure(msg.msg.epoch, to.clone(), Ok(()))
                             }
                             ControlAction::PollCoordinator { to, epoch } => {
                                 let members: BTreeSet<u32> = (0..UNIVERSE).collect();
@@ -375,7 +375,7 @@ mod control {
             // The stored ledger always reloads.
             let reloaded: trust_quorum::control::Ledger =
                 serde_json::from_str(&after_json).unwrap();
-            Controller::from_ledger(w.cp.settings().clone(), reloaded).unwrap();
+            Controller::from_ledger(w.cp.settings().clone(), authority(), reloaded).unwrap();
         }
     }
 

@@ -46,7 +46,7 @@ mod control {
     fn every_change_is_stored_with_the_generation_it_expects() {
         let mut r = rng(1);
         let mut store = Store::default();
-        let mut cp = ControlPlane::new(ControlPlaneConfig::default());
+        let mut cp = ControlPlane::new(ControlPlaneConfig::default(), authority());
         let held = cp.initialize(rack(), ids(0..3), t(0), &mut r);
         match cp.take_write() {
             LedgerWrite::Pending(write) => {
@@ -83,8 +83,12 @@ mod control {
         let committed = committed_rack(&ids(0..4), &mut r);
         let mut store = Store { row: Some(committed.stored().clone()) };
         let config = ControlPlaneConfig::default();
-        let mut a = ControlPlane::from_ledger(config.clone(), store.row.clone().unwrap()).unwrap();
-        let mut b = ControlPlane::from_ledger(config.clone(), store.row.clone().unwrap()).unwrap();
+        let mut a =
+            ControlPlane::from_ledger(config.clone(), authority(), store.row.clone().unwrap())
+                .unwrap();
+        let mut b =
+            ControlPlane::from_ledger(config.clone(), authority(), store.row.clone().unwrap())
+                .unwrap();
         // Both replicas take the same operator request; a stores first.
         let held_a = a.add_sleds(ids([4]), t(1), &mut rng(3));
         let held_b = b.add_sleds(ids([4]), t(1), &mut rng(4));
@@ -94,7 +98,8 @@ mod control {
         drop(held_b); // never released: the operator gets a's answer only
         // b reloads and sees the change a made; the same request is now a
         // repeat of the change in progress, with nothing to store.
-        let mut b = ControlPlane::from_ledger(config, store.row.clone().unwrap()).unwrap();
+        let mut b =
+            ControlPlane::from_ledger(config, authority(), store.row.clone().unwrap()).unwrap();
         let again = b.add_sleds(ids([4]), t(2), &mut r);
         let LedgerWrite::Nothing(stored) = b.take_write() else {
             panic!("a repeat writes nothing")
@@ -107,7 +112,7 @@ mod control {
         let mut r = rng(5);
         let config =
             ControlPlaneConfig { tick_interval: Duration::from_secs(2), ..Default::default() };
-        let mut cp = ControlPlane::new(config.clone());
+        let mut cp = ControlPlane::new(config.clone(), authority());
         assert_eq!(cp.next_deadline(), None, "no rack, nothing to drive");
         let held = cp.initialize(rack(), ids(0..3), t(10), &mut r);
         let LedgerWrite::Pending(write) = cp.take_write() else { panic!("initialized") };
@@ -124,8 +129,12 @@ mod control {
         cp.on_coordinator_status(Epoch(1), &coord, Some(status), t(12)).unwrap();
         assert_eq!(cp.next_deadline(), Some(t(12)));
         // Committed everywhere and every member in service: idle again.
-        let mut cp =
-            trust_quorum::harness::Controller::from_ledger(config, cp.ledger().clone()).unwrap();
+        let mut cp = trust_quorum::harness::Controller::from_ledger(
+            config,
+            authority(),
+            cp.ledger().clone(),
+        )
+        .unwrap();
         commit_pass(&mut cp, &Default::default(), t(14), &mut r);
         assert_eq!(cp.next_deadline(), None, "{:?}", cp.latest());
     }

@@ -17,9 +17,9 @@ use std::collections::BTreeSet;
 
 use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
-use support::{Cluster, id, ids, rack};
+use support::{Cluster, commit_request, id, ids, prepare_and_commit_request};
 use test_strategy::proptest;
-use tq_types::{BaseboardId, CommitRequest, CommitStatus, Epoch, PrepareAndCommitRequest};
+use tq_types::{BaseboardId, CommitStatus, Epoch};
 
 /// Delivers one random queued message. With probability `restart_pct`
 /// percent it first crashes and restarts a random sled, and with the same
@@ -99,10 +99,10 @@ fn change(
                 continue;
             }
             let status = if c.state(m).is_prepared(config.epoch) {
-                let req = CommitRequest { rack_id: rack(), epoch: config.epoch };
+                let req = commit_request(&config);
                 c.request(m, |n, ctx| n.commit_configuration(ctx, req)).ok()
             } else {
-                let req = PrepareAndCommitRequest { config: config.clone() };
+                let req = prepare_and_commit_request(&config);
                 c.request(m, |n, ctx| n.prepare_and_commit(ctx, req)).ok()
             };
             if status == Some(CommitStatus::Committed) {

@@ -6,19 +6,17 @@
 //! it; its disk is wiped; epoch 4 adds it back. When it comes up blank, a
 //! stale prepare-and-commit for epoch 2 (still in flight from the control
 //! plane) reaches it first. It stores config 2, asks the members for their
-//! shares of 2, and they, having committed 3, truthfully answer
-//! `Expunged(3)`. The rule: an expungement is a fact about an epoch, and a
-//! later configuration that lists the sled re-admits it. So epoch 4 still
-//! commits on sled 5, and the rack settles.
+//! shares of 2, and they, having committed 3, truthfully answer `Expunged`
+//! with configuration 3 and its commit certificate, which leaves it out. The
+//! rule: an expungement is a fact about an epoch, and a later configuration
+//! that lists the sled re-admits it. So epoch 4 still commits on sled 5, and
+//! the rack settles.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, missing_docs)]
 
 mod support;
 
-use support::{Cluster, id, ids, rack};
-use tq_types::{
-    CommitStatus, Epoch, NodeRefusal, PeerMsg, PeerMsgKind, PrepareAndCommitError,
-    PrepareAndCommitRequest,
-};
+use support::{Cluster, committed_config, id, ids, prepare_and_commit_request, rack};
+use tq_types::{CommitStatus, Epoch, NodeRefusal, PeerMsg, PeerMsgKind, PrepareAndCommitError};
 
 /// Epochs 1 to 3 committed, sled 5 removed by 3 and wiped; it stays down.
 fn removed_and_wiped() -> Cluster {
@@ -46,14 +44,14 @@ fn stale_request_expunges(c: &mut Cluster, latest: u64) {
     // A prepare the coordinator of a pending epoch re-sent on connect is lost
     // with its connection: the expunged answer gets there first.
     c.net().retain(|e| !matches!(e.msg.kind, PeerMsgKind::Prepare { .. }));
-    let req = PrepareAndCommitRequest { config: config2.clone() };
+    let req = prepare_and_commit_request(&config2);
     let out = c.request(&id(5), |n, ctx| n.prepare_and_commit(ctx, req));
     assert_eq!(out, Ok(CommitStatus::Pending), "a blank sled takes the stale epoch");
     c.deliver_all();
     let ex = c.state(&id(5)).expunged().cloned().expect("expunged by a member");
     assert_eq!(ex.epoch, Epoch(latest));
     // The stale epoch itself stays refused.
-    let req = PrepareAndCommitRequest { config: config2 };
+    let req = prepare_and_commit_request(&config2);
     let out = c.request(&id(5), |n, ctx| n.prepare_and_commit(ctx, req));
     assert_eq!(
         out,
@@ -120,8 +118,8 @@ fn only_a_later_configuration_listing_the_sled_readmits_it() {
     // Epoch 4 is not later than the expungement, and epoch 5 does not list
     // the sled. Neither changes anything, and nothing is sent.
     for (from, kind) in [
-        (0, PeerMsgKind::CommitAdvance(config4.clone())),
-        (0, PeerMsgKind::CommitAdvance(config5.clone())),
+        (0, PeerMsgKind::CommitAdvance(committed_config(&config4))),
+        (0, PeerMsgKind::CommitAdvance(committed_config(&config5))),
         (1, PeerMsgKind::GetShare(Epoch(2))),
     ] {
         let disk = c.state(&id(5)).clone();
@@ -129,13 +127,13 @@ fn only_a_later_configuration_listing_the_sled_readmits_it() {
         assert_eq!(*c.state(&id(5)), disk);
         assert!(c.net().is_empty());
     }
-    let req = PrepareAndCommitRequest { config: config4 };
+    let req = prepare_and_commit_request(&config4);
     let out = c.request(&id(5), |n, ctx| n.prepare_and_commit(ctx, req));
     assert!(matches!(
         out,
         Err(PrepareAndCommitError::Refused(NodeRefusal::Expunged { epoch: Epoch(4), .. }))
     ));
-    let req = PrepareAndCommitRequest { config: config5 };
+    let req = prepare_and_commit_request(&config5);
     let out = c.request(&id(5), |n, ctx| n.prepare_and_commit(ctx, req));
     assert_eq!(out, Err(PrepareAndCommitError::NotAMember(Epoch(5))));
     assert_eq!(c.state(&id(5)).expunged().cloned(), expunged);

@@ -90,11 +90,11 @@ impl Actor {
             }
             Input::Transport(TransportEvent::Message { from, msg }) => {
                 tracing::debug!(sled = %self.id, peer = %from, msg = msg.kind.name(), "received");
-                self.node.handle(&mut self.ctx, from, msg);
+                self.node.handle(&mut self.ctx, from, *msg);
                 self.step(|_| ())?;
                 self.retry_loads()?;
             }
-            Input::Request(request, respond) => self.on_request(request, respond)?,
+            Input::Request(request, respond) => self.on_request(*request, respond)?,
         }
         self.publish_commits();
         Ok(())
@@ -107,7 +107,7 @@ impl Actor {
     ) -> Result<(), Stop> {
         let response = match request {
             Request::Reconfigure(msg) => {
-                tracing::info!(sled = %self.id, epoch = %msg.epoch, "reconfigure requested");
+                tracing::info!(sled = %self.id, epoch = %msg.msg.epoch, "reconfigure requested");
                 let reply = self.node.coordinate_reconfiguration(&mut self.ctx, msg);
                 Response::Reconfigure(self.step(|p| reply.release(p))?)
             }

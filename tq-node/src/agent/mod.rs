@@ -71,6 +71,15 @@ pub enum StartError {
     /// No OS randomness to seed the node's generator.
     #[error("no OS randomness: {0}")]
     Random(String),
+    /// The durable state trusts another authority than the configuration
+    /// names (rotation is not supported: docs/protocol.md section 8.4).
+    #[error("the durable state trusts authority {stored}, the configuration names {configured}")]
+    AuthorityMismatch {
+        /// The key in the durable state.
+        stored: tq_types::AuthorityKey,
+        /// The key in the configuration.
+        configured: tq_types::AuthorityKey,
+    },
 }
 
 /// A running agent.
@@ -159,8 +168,14 @@ pub async fn start(config: &AgentConfig) -> Result<AgentHandle, StartError> {
     let state = match &opened.payload {
         Some(bytes) => PersistentState::decode(bytes)
             .map_err(|e| StartError::Decode { paths: paths.clone(), reason: e.to_string() })?,
-        None => PersistentState::new(),
+        None => PersistentState::new(config.authority_key),
     };
+    if *state.authority() != config.authority_key {
+        return Err(StartError::AuthorityMismatch {
+            stored: *state.authority(),
+            configured: config.authority_key,
+        });
+    }
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed).map_err(|e| StartError::Random(e.to_string()))?;
     let rng = ChaCha20Rng::from_seed(seed);

@@ -6,7 +6,7 @@ use tokio::sync::{mpsc, oneshot};
 use tq_types::{
     CommitError, CommitRequest, CommitStatus, CoordinatorStatus, Epoch, LoadRackSecretError,
     NodeStatus, PrepareAndCommitError, PrepareAndCommitRequest, ReconfigurationError,
-    ReconfigureMsg,
+    SignedReconfigure,
 };
 use zeroize::Zeroizing;
 
@@ -15,12 +15,12 @@ use crate::transport::TransportEvent;
 /// One input to the actor.
 pub(crate) enum Input {
     Transport(TransportEvent),
-    Request(Request, oneshot::Sender<Response>),
+    Request(Box<Request>, oneshot::Sender<Response>),
 }
 
 /// A request from the control API or the local API.
 pub(crate) enum Request {
-    Reconfigure(ReconfigureMsg),
+    Reconfigure(SignedReconfigure),
     Commit(CommitRequest),
     PrepareAndCommit(PrepareAndCommitRequest),
     CoordinatorStatus,
@@ -87,7 +87,7 @@ pub(crate) struct AgentGone;
 impl Requester {
     pub(crate) async fn ask(&self, request: Request) -> Result<Response, AgentGone> {
         let (respond, answer) = oneshot::channel();
-        self.0.send(Input::Request(request, respond)).await.map_err(|_| AgentGone)?;
+        self.0.send(Input::Request(Box::new(request), respond)).await.map_err(|_| AgentGone)?;
         answer.await.map_err(|_| AgentGone)
     }
 }

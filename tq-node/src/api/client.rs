@@ -16,7 +16,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tq_types::{
     BaseboardId, CommitError, CommitRequest, CommitStatus, CoordinatorStatus, NodeStatus,
-    PrepareAndCommitError, PrepareAndCommitRequest, ReconfigurationError, ReconfigureMsg,
+    PrepareAndCommitError, PrepareAndCommitRequest, ReconfigurationError, SignedReconfigure,
 };
 
 use crate::keys::SLED_DNS_NAME;
@@ -90,7 +90,7 @@ impl ControlClient {
     }
 
     /// `POST /v1/reconfigure`.
-    pub async fn reconfigure(&self, msg: &ReconfigureMsg) -> Answer<(), ReconfigurationError> {
+    pub async fn reconfigure(&self, msg: &SignedReconfigure) -> Answer<(), ReconfigurationError> {
         let answer: Answer<serde_json::Value, _> = self.post("/v1/reconfigure", msg).await;
         answer.map(|r| r.map(|_| ()))
     }

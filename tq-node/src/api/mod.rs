@@ -6,7 +6,7 @@
 //!
 //! | method and path | body | answer |
 //! | --- | --- | --- |
-//! | `POST /v1/reconfigure` | `ReconfigureMsg` | `{}` |
+//! | `POST /v1/reconfigure` | `SignedReconfigure` | `{}` |
 //! | `POST /v1/commit` | `CommitRequest` | `CommitStatus` |
 //! | `POST /v1/prepare-and-commit` | `PrepareAndCommitRequest` | `CommitStatus` |
 //! | `GET /v1/coordinator` | | `CoordinatorStatus` or `null` |
@@ -25,7 +25,7 @@ use axum::{Json, Router};
 use serde::Serialize;
 use tq_types::{
     CommitError, CommitRequest, NodeRefusal, PrepareAndCommitError, PrepareAndCommitRequest,
-    ReconfigurationError, ReconfigureMsg,
+    ReconfigurationError, SignedReconfigure,
 };
 
 use crate::agent::request::{AgentGone, Request, Requester, Response};
@@ -73,12 +73,13 @@ fn refusal_status(r: &NodeRefusal) -> StatusCode {
     match r {
         NodeRefusal::RackIdMismatch(_) => StatusCode::CONFLICT,
         NodeRefusal::Expunged { .. } => StatusCode::GONE,
+        NodeRefusal::Unauthorized(_) => StatusCode::FORBIDDEN,
     }
 }
 
 async fn reconfigure(
     State(agent): State<Requester>,
-    body: Result<Json<ReconfigureMsg>, JsonRejection>,
+    body: Result<Json<SignedReconfigure>, JsonRejection>,
 ) -> HttpResponse {
     let Json(msg) = match body {
         Ok(body) => body,

@@ -76,7 +76,10 @@ async fn read_loop<S: AsyncRead>(ctx: &Ctx, peer: &BaseboardId, r: &mut ReadHalf
     loop {
         match frame::read_frame(r).await {
             Ok(msg) => {
-                if !ctx.emit(TransportEvent::Message { from: peer.clone(), msg }).await {
+                if !ctx
+                    .emit(TransportEvent::Message { from: peer.clone(), msg: Box::new(msg) })
+                    .await
+                {
                     return End::Stopped;
                 }
             }

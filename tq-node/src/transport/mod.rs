@@ -70,8 +70,8 @@ pub enum TransportEvent {
     Message {
         /// The sender, as identified by its certificate.
         from: BaseboardId,
-        /// The message.
-        msg: PeerMsg,
+        /// The message (boxed: it may carry whole configurations).
+        msg: Box<PeerMsg>,
     },
 }
 

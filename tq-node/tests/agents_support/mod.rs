@@ -80,6 +80,7 @@ impl LocalRack {
                 peer_listen: ports[3 * i],
                 control_listen: ports[3 * i + 1],
                 local_listen: ports[3 * i + 2],
+                authority_key: generated.authority.key,
                 tls: TlsPaths {
                     ca: keys.join("ca.pem"),
                     cert: keys.join(format!("{i}/cert.pem")),
@@ -98,7 +99,10 @@ impl LocalRack {
             agents: BTreeMap::new(),
             http: reqwest::Client::builder().timeout(Duration::from_secs(20)).build().unwrap(),
             control,
-            cp: Controller::new(ControlPlaneConfig::default()),
+            cp: Controller::new(
+                ControlPlaneConfig::default(),
+                std::sync::Arc::new(tq_node::authority::load(&generated.authority.secret).unwrap()),
+            ),
             rng: ChaCha20Rng::seed_from_u64(1),
         }
     }
@@ -149,7 +153,8 @@ impl LocalRack {
                 ControlAction::Reconfigure { to, msg } => {
                     match self.client(&to).reconfigure(&msg).await {
                         Ok(result) => {
-                            let _ = self.cp.on_reconfigure_result(msg.epoch, &to, result, now());
+                            let _ =
+                                self.cp.on_reconfigure_result(msg.msg.epoch, &to, result, now());
                         }
                         Err(_) => self.cp.on_unreachable(&to, now()),
                     }

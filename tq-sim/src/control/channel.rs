@@ -177,7 +177,7 @@ pub(crate) fn deliver_request(
                     s.down_until_ms = Some(now_ms.saturating_add(600_000));
                 }
             }
-            let epoch = msg.epoch;
+            let epoch = msg.msg.epoch;
             match rack.request(&to, |n, ctx| n.coordinate_reconfiguration(ctx, msg)) {
                 Some(result) => ReplyKind::Reconfigure { epoch, from: to, result },
                 None => ReplyKind::Unreachable { node: to },

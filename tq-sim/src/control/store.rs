@@ -4,11 +4,14 @@
 //! kept only if the store still holds the generation it started from.
 
 use crate::options::PlantedBug;
+use std::sync::Arc;
+
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use tq_types::membership::Timestamp;
 use tq_types::{BaseboardId, RackId};
 use trust_quorum::control::{ControlPlane, ControlPlaneConfig, Held, Ledger, LedgerWrite, Stored};
+use trust_quorum::crypto::authority::Authority;
 
 use crate::random::subseed;
 
@@ -55,6 +58,8 @@ pub(crate) struct Replicas {
     replicas: Vec<Replica>,
     /// The control side's randomness.
     rng: ChaCha20Rng,
+    /// The authority every replica signs with.
+    authority: Arc<Authority>,
 }
 
 impl Replicas {
@@ -69,7 +74,8 @@ impl Replicas {
     ) -> Replicas {
         let settings = ControlPlaneConfig::default();
         let mut rng = ChaCha20Rng::seed_from_u64(subseed(seed, "control", 0));
-        let mut first = ControlPlane::new(settings.clone());
+        let authority = Arc::new(crate::random::authority(seed));
+        let mut first = ControlPlane::new(settings.clone(), authority.clone());
         plant(&mut first, planted_bug);
         let held = first.initialize(rack_id, initial.iter().cloned(), timestamp(0), &mut rng);
         let store = first.ledger().clone();
@@ -80,8 +86,15 @@ impl Replicas {
         if let Err(e) = initialized {
             tracing::error!(%e, "initialize failed");
         }
-        let mut replicas =
-            Replicas { observer: first, settings, store, rng, planted_bug, replicas: Vec::new() };
+        let mut replicas = Replicas {
+            observer: first,
+            settings,
+            authority,
+            store,
+            rng,
+            planted_bug,
+            replicas: Vec::new(),
+        };
         replicas.replicas =
             (0..count).map(|_| Replica { cp: replicas.load_replica(), stale: false }).collect();
         replicas
@@ -89,7 +102,12 @@ impl Replicas {
 
     /// A replica's control plane freshly loaded from the store.
     fn load_replica(&self) -> Option<ControlPlane> {
-        let mut cp = ControlPlane::from_ledger(self.settings.clone(), self.store.clone()).ok()?;
+        let mut cp = ControlPlane::from_ledger(
+            self.settings.clone(),
+            self.authority.clone(),
+            self.store.clone(),
+        )
+        .ok()?;
         plant(&mut cp, self.planted_bug);
         Some(cp)
     }
@@ -189,9 +207,11 @@ impl Replicas {
                     if write.expected_generation() == self.store.generation() =>
                 {
                     self.store = write.ledger().clone();
-                    if let Ok(observer) =
-                        ControlPlane::from_ledger(self.settings.clone(), self.store.clone())
-                    {
+                    if let Ok(observer) = ControlPlane::from_ledger(
+                        self.settings.clone(),
+                        self.authority.clone(),
+                        self.store.clone(),
+                    ) {
                         self.observer = observer;
                     }
                     Some(write.written())

@@ -41,8 +41,9 @@ fn sleds_of(mask: u16) -> BTreeSet<BaseboardId> {
 /// change, and a rejected operation leaves the ledger untouched.
 pub fn control_plane_ops(data: &[u8]) {
     let mut u = Unstructured::new(data);
-    let mut cp = Controller::new(ControlPlaneConfig::default());
     let mut rng = ChaCha20Rng::seed_from_u64(u.arbitrary::<u64>().unwrap_or(0));
+    let authority = trust_quorum::crypto::authority::Authority::generate(&mut rng);
+    let mut cp = Controller::new(ControlPlaneConfig::default(), std::sync::Arc::new(authority));
     let mut now_us: i64 = 1_768_426_338_000_000;
     let mut states: BTreeMap<Epoch, ConfigState> = BTreeMap::new();
     let mut steps = 0;
@@ -164,11 +165,27 @@ fn fabricated_status(
         .filter(|(i, _)| acked & (1 << (i % 16)) != 0)
         .map(|(_, m)| m.clone())
         .collect();
-    let config = Configuration {
-        rack_id: view.as_ref().map_or(rack(), |v| v.rack_id),
+    let rack_id = view.as_ref().map_or(rack(), |v| v.rack_id);
+    let coordinator = view.as_ref().map_or_else(|| from.clone(), |v| v.coordinator.clone());
+    let threshold = view.as_ref().map_or(Threshold(2), |v| v.threshold);
+    // The request the control plane signed for this epoch (or, with no
+    // view, one it never made): fabricated statuses embed it, so that they
+    // are often accepted.
+    let msg = tq_types::ReconfigureMsg {
+        rack_id,
         epoch,
-        coordinator: view.as_ref().map_or_else(|| from.clone(), |v| v.coordinator.clone()),
-        threshold: view.as_ref().map_or(Threshold(2), |v| v.threshold),
+        last_committed_epoch: view.as_ref().and_then(|v| v.last_committed_epoch),
+        members: members.keys().cloned().collect(),
+        threshold,
+        coordinator: coordinator.clone(),
+    };
+    let reconfigure = cp.authority().sign_reconfigure(msg).expect("signs");
+    let config = Configuration {
+        rack_id,
+        epoch,
+        coordinator,
+        threshold,
+        reconfigure: Box::new(reconfigure),
         encrypted_rack_secrets: sealed.then(|| tq_types::EncryptedRackSecrets {
             salt: tq_types::Salt([digest_seed; 32]),
             data: vec![digest_seed; 56],

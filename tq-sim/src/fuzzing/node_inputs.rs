@@ -7,10 +7,12 @@ use arbitrary::{Arbitrary, Unstructured};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use tq_types::{
-    BaseboardId, CommitRequest, CommitStatus, Configuration, Envelope, Epoch, PeerMsg, PeerMsgKind,
-    PrepareAndCommitRequest, RackId, ReconfigureMsg, Share, Threshold,
+    AuthoritySignature, BaseboardId, CommitCertificate, CommitRequest, CommitStatus, ConfigDigest,
+    Configuration, Envelope, Epoch, PeerMsg, PeerMsgKind, PrepareAndCommitRequest, RackId,
+    ReconfigureMsg, Share, Threshold,
 };
 use trust_quorum::PersistentState;
+use trust_quorum::crypto::authority::Authority;
 use trust_quorum::harness::{self, Stepped};
 
 use crate::fuzzing::scenario::{Scenario, rack, scenario};
@@ -39,19 +41,28 @@ enum NodeInput {
     Disconnect {
         peer: u8,
     },
+    /// A request signed by the authority, or (`forged`) by another key.
     Reconfigure {
         epoch: u8,
         last: Option<u8>,
         members: u8,
         threshold: u8,
+        coordinator: u8,
+        forged: bool,
     },
+    /// A commit with the certificate of the node's stored configuration
+    /// of `epoch` (or of nothing), signed by the authority or forged.
     Commit {
         epoch: u8,
         other_rack: bool,
+        forged: bool,
     },
+    /// A scenario configuration, maybe altered, certified by the authority
+    /// or forged.
     PrepareAndCommit {
         config: u8,
         mutation: Option<Mutation>,
+        forged: bool,
     },
     LoadSecret {
         epoch: u8,
@@ -126,16 +137,19 @@ fn mutate(e: &Envelope, m: &Mutation) -> (BaseboardId, PeerMsg) {
             let epoch = if let Mutation::Epoch(x) = m { Epoch(u64::from(*x)) } else { epoch };
             PeerMsgKind::Share { epoch, share: mutate_share(&share, m) }
         }
-        PeerMsgKind::CommitAdvance(mut config) => {
-            mutate_config(&mut config, m);
-            PeerMsgKind::CommitAdvance(config)
+        PeerMsgKind::CommitAdvance(mut committed) => {
+            mutate_config(&mut committed.config, m);
+            PeerMsgKind::CommitAdvance(committed)
         }
-        PeerMsgKind::PrepareAck(e) | PeerMsgKind::GetShare(e) | PeerMsgKind::Expunged(e) => {
+        PeerMsgKind::Expunged(mut committed) => {
+            mutate_config(&mut committed.config, m);
+            PeerMsgKind::Expunged(committed)
+        }
+        PeerMsgKind::PrepareAck(e) | PeerMsgKind::GetShare(e) => {
             let e = if let Mutation::Epoch(x) = m { Epoch(u64::from(*x)) } else { e };
             match msg.kind {
                 PeerMsgKind::PrepareAck(_) => PeerMsgKind::PrepareAck(e),
-                PeerMsgKind::GetShare(_) => PeerMsgKind::GetShare(e),
-                _ => PeerMsgKind::Expunged(e),
+                _ => PeerMsgKind::GetShare(e),
             }
         }
     };
@@ -173,7 +187,7 @@ pub fn node_inputs(data: &[u8]) {
     let start = u.choose_index(s.checkpoints.len().saturating_add(1)).unwrap_or(0);
     let (me, state) = match s.checkpoints.get(start) {
         Some((id, state)) => (id.clone(), state.clone()),
-        None => (sled_id(0), PersistentState::new()),
+        None => (sled_id(0), PersistentState::new(s.authority.public_key())),
     };
     let seed = u.arbitrary::<u64>().unwrap_or(0);
     let mut sled = harness::Sled::with_disk(me.clone(), state);
@@ -230,7 +244,7 @@ fn apply_node_input(
         NodeInput::Disconnect { peer } => released(
             sled.call(|node, ctx| node.on_disconnect(ctx, &sled_id(usize::from(peer % 8)))),
         ),
-        NodeInput::Reconfigure { epoch, last, members, threshold } => {
+        NodeInput::Reconfigure { epoch, last, members, threshold, coordinator, forged } => {
             let members: BTreeSet<BaseboardId> =
                 (0..8).filter(|i| members & (1 << i) != 0).map(sled_id).collect();
             let msg = ReconfigureMsg {
@@ -239,19 +253,32 @@ fn apply_node_input(
                 last_committed_epoch: last.map(|l| Epoch(u64::from(l))),
                 members,
                 threshold: Threshold(threshold),
+                coordinator: sled_id(usize::from(coordinator % 8)),
             };
+            let Ok(msg) = signer(s, forged).sign_reconfigure(msg) else { return Vec::new() };
             released(sled.request(|node, ctx| node.coordinate_reconfiguration(ctx, msg)))
         }
-        NodeInput::Commit { epoch, other_rack } => {
+        NodeInput::Commit { epoch, other_rack, forged } => {
             let rack_id = if other_rack { RackId(uuid::Uuid::from_u128(7)) } else { rack() };
-            let req = CommitRequest { rack_id, epoch: Epoch(u64::from(epoch)) };
+            let epoch_ = Epoch(u64::from(epoch));
+            let certificate = match sled.disk().config(epoch_) {
+                Some(config) => signer(s, forged).certify(config).ok(),
+                None => None,
+            }
+            .unwrap_or(CommitCertificate {
+                rack_id,
+                epoch: epoch_,
+                config_digest: ConfigDigest([0; 32]),
+                signature: AuthoritySignature([0; 64]),
+            });
+            let req = CommitRequest { rack_id, epoch: epoch_, certificate };
             let stepped = sled.request(|node, ctx| node.commit_configuration(ctx, req));
             if stepped.as_ref().is_some_and(|st| st.value == Ok(CommitStatus::Committed)) {
                 assert!(sled.disk().commits().contains(&Epoch(u64::from(epoch))));
             }
             released(stepped)
         }
-        NodeInput::PrepareAndCommit { config, mutation } => {
+        NodeInput::PrepareAndCommit { config, mutation, forged } => {
             let n = s.configs.len().max(1);
             match s.configs.get(usize::from(config) % n) {
                 Some(c) => {
@@ -260,7 +287,8 @@ fn apply_node_input(
                         mutate_config(&mut c, m);
                     }
                     let epoch = c.epoch;
-                    let req = PrepareAndCommitRequest { config: c };
+                    let Ok(certificate) = signer(s, forged).certify(&c) else { return Vec::new() };
+                    let req = PrepareAndCommitRequest { config: c, certificate };
                     let stepped = sled.request(|node, ctx| node.prepare_and_commit(ctx, req));
                     if stepped.as_ref().is_some_and(|st| st.value == Ok(CommitStatus::Committed)) {
                         assert!(sled.disk().commits().contains(&epoch));
@@ -279,6 +307,16 @@ fn apply_node_input(
             sled.start(ChaCha20Rng::seed_from_u64(seed.wrapping_add(1)));
             Vec::new()
         }
+    }
+}
+
+/// The scenario's authority, or (`forged`) a key nobody trusts.
+fn signer(s: &Scenario, forged: bool) -> &Authority {
+    static FORGER: std::sync::OnceLock<Authority> = std::sync::OnceLock::new();
+    if forged {
+        FORGER.get_or_init(|| Authority::generate(&mut ChaCha20Rng::seed_from_u64(0xbad)))
+    } else {
+        &s.authority
     }
 }
 

@@ -4,10 +4,13 @@
 use std::collections::BTreeSet;
 use std::sync::OnceLock;
 
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
 use tq_types::{
     BaseboardId, CommitRequest, Configuration, Envelope, Epoch, RackId, ReconfigureMsg, Threshold,
 };
 use trust_quorum::PersistentState;
+use trust_quorum::crypto::authority::Authority;
 use trust_quorum::harness::Rack;
 
 use crate::world::sled_id;
@@ -21,6 +24,8 @@ pub(super) struct Scenario {
     pub(super) sent: Vec<Envelope>,
     /// Every configuration seen.
     pub(super) configs: Vec<Configuration>,
+    /// The control plane's authority, which every sled trusts.
+    pub(super) authority: Authority,
 }
 
 /// The scenario, built once.
@@ -37,7 +42,8 @@ pub(super) fn rack() -> RackId {
 /// Five sleds commit epoch 1 ({0..4}); epoch 2 removes sled 4 and adds 5.
 fn build_scenario() -> Scenario {
     let ids: Vec<BaseboardId> = (0..6).map(sled_id).collect();
-    let mut rack_ = Rack::new(ids.iter().cloned(), 0);
+    let authority = Authority::generate(&mut ChaCha20Rng::seed_from_u64(0xa07));
+    let mut rack_ = Rack::new(ids.iter().cloned(), authority.public_key(), 0);
     let mut checkpoints = Vec::new();
     let mut configs = Vec::new();
     let members1: BTreeSet<BaseboardId> = ids.iter().take(5).cloned().collect();
@@ -52,14 +58,17 @@ fn build_scenario() -> Scenario {
             last_committed_epoch: last,
             members: members.clone(),
             threshold: Threshold(3),
+            coordinator: coordinator.clone(),
         };
+        let msg = authority.sign_reconfigure(msg).expect("signs");
         let accepted = rack_.request(coordinator, |n, c| n.coordinate_reconfiguration(c, msg));
         accepted.expect("up").expect("valid request");
         rack_.deliver_all().expect("drains");
         let status = rack_.sled(coordinator).and_then(|s| s.coordinator_status().cloned());
         let config = status.expect("coordinating").config;
+        let certificate = authority.certify(&config).expect("certifies");
         for m in members {
-            let req = CommitRequest { rack_id: rack(), epoch: Epoch(epoch) };
+            let req = CommitRequest { rack_id: rack(), epoch: Epoch(epoch), certificate };
             let _answer = rack_.request(m, |n, c| n.commit_configuration(c, req));
         }
         // Every member loads the secret, so shares flow too.
@@ -72,5 +81,5 @@ fn build_scenario() -> Scenario {
         }
         configs.push(config);
     }
-    Scenario { checkpoints, sent: rack_.sent().to_vec(), configs }
+    Scenario { checkpoints, sent: rack_.sent().to_vec(), configs, authority }
 }

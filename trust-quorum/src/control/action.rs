@@ -2,7 +2,7 @@
 //! (docs/protocol.md section 5.5).
 
 use serde::{Deserialize, Serialize};
-use tq_types::{BaseboardId, CommitRequest, Epoch, PrepareAndCommitRequest, ReconfigureMsg};
+use tq_types::{BaseboardId, CommitRequest, Epoch, PrepareAndCommitRequest, SignedReconfigure};
 
 /// Something the embedder should send now, on behalf of the control plane.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
@@ -14,8 +14,8 @@ pub enum ControlAction {
     Reconfigure {
         /// The chosen coordinator.
         to: BaseboardId,
-        /// The request.
-        msg: ReconfigureMsg,
+        /// The request, signed by the authority.
+        msg: SignedReconfigure,
     },
     /// Ask the coordinator for its status. Report the answer with
     /// [`ControlPlane::on_coordinator_status`](super::ControlPlane::on_coordinator_status),

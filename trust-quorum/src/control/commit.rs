@@ -7,8 +7,8 @@ use std::collections::BTreeSet;
 
 use rand_core::CryptoRng;
 use tq_types::{
-    BaseboardId, CommitError, CommitRequest, CommitStatus, ConfigState, Epoch, MemberState,
-    PrepareAndCommitRequest, RackId, Timestamp,
+    BaseboardId, CommitError, CommitRequest, CommitStatus, CommittedConfig, ConfigState, Epoch,
+    MemberState, PrepareAndCommitRequest, RackId, Timestamp,
 };
 
 use super::action::ControlAction;
@@ -43,7 +43,10 @@ impl ControlPlane {
             tracing::warn!(%epoch, "no member in service to relay commit requests");
             return;
         }
-        let config = rec.rebuild(rack_id, epoch);
+        let Some(committed) = self.committed_config(rack_id, epoch) else {
+            tracing::error!(%epoch, "committing configuration lacks digests or cannot be signed");
+            return;
+        };
         let mut pass = PassReport::new(rack_id, epoch);
         self.driver.routes.clear();
         for (index, (member, state)) in targets.into_iter().enumerate() {
@@ -55,23 +58,40 @@ impl ControlPlane {
                 ControlAction::Commit {
                     member: member.clone(),
                     via: via.clone(),
-                    req: CommitRequest { rack_id, epoch },
+                    req: CommitRequest { rack_id, epoch, certificate: committed.certificate },
                 }
-            } else if let Some(config) = &config {
+            } else {
                 ControlAction::PrepareAndCommit {
                     member: member.clone(),
                     via: via.clone(),
-                    req: PrepareAndCommitRequest { config: config.clone() },
+                    req: PrepareAndCommitRequest {
+                        config: committed.config.clone(),
+                        certificate: committed.certificate,
+                    },
                 }
-            } else {
-                tracing::error!(%epoch, %member, "committing configuration lacks digests");
-                continue;
             };
             pass.sent(via, &member);
             self.driver.routes.insert(member, via.clone());
             actions.push(action);
         }
         self.driver.pass = Some(pass);
+    }
+
+    /// The configuration of `epoch` rebuilt from the ledger, embedding its
+    /// request signed again, with the certificate that it is committed.
+    /// Signatures are deterministic: these are the same bytes every time,
+    /// on every replica sharing the authority.
+    pub(super) fn committed_config(
+        &self,
+        rack_id: RackId,
+        epoch: Epoch,
+    ) -> Option<CommittedConfig> {
+        let rec = self.ledger.record(epoch)?;
+        let reconfigure =
+            self.authority.sign_reconfigure(rec.reconfigure_msg(rack_id, epoch)).ok()?;
+        let config = rec.rebuild(rack_id, epoch, reconfigure)?;
+        let certificate = self.authority.certify(&config).ok()?;
+        Some(CommittedConfig { config, certificate })
     }
 
     /// Up to `max_proxies` members in service, chosen at random: reachable

@@ -432,4 +432,8 @@ pub enum ConfigMismatch {
         /// The node.
         member: BaseboardId,
     },
+    /// The configuration does not embed the request the control plane
+    /// signed for this epoch (another request, or a bad signature).
+    #[error("the configuration does not embed the signed request for its epoch")]
+    Reconfigure,
 }

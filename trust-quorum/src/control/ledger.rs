@@ -17,8 +17,8 @@ use serde::{Deserialize, Serialize};
 use tq_types::membership::serde_member_map;
 use tq_types::{
     BaseboardId, ConfigState, Configuration, CoordinatorStatus, EncryptedRackSecrets, Epoch,
-    MemberState, RackId, ReconfigurationError, ReconfigureMsg, Threshold, Timestamp,
-    TrustQuorumMemberData,
+    MemberState, RackId, ReconfigurationError, ReconfigureMsg, SignedReconfigure, Threshold,
+    Timestamp, TrustQuorumMemberData,
 };
 
 use super::errors::ConfigMismatch;
@@ -278,6 +278,11 @@ impl Ledger {
             (Some(_), None) => return Err(ConfigMismatch::EncryptedRackSecrets),
             _ => {}
         }
+        if let Some(expected) = rack_id
+            && config.reconfigure.msg != rec.reconfigure_msg(expected, epoch)
+        {
+            return Err(ConfigMismatch::Reconfigure);
+        }
         if let Some(member) = status.acked_prepares.iter().find(|m| !rec.members.contains_key(*m)) {
             return Err(ConfigMismatch::AckFromNonMember { member: member.clone() });
         }
@@ -396,12 +401,19 @@ impl ConfigRecord {
             last_committed_epoch: self.last_committed_epoch,
             members: self.member_ids(),
             threshold: self.threshold,
+            coordinator: self.coordinator.clone(),
         }
     }
 
-    /// The configuration rebuilt from the ledger, or `None` while a digest
-    /// is unknown (never once committing).
-    pub(crate) fn rebuild(&self, rack_id: RackId, epoch: Epoch) -> Option<Configuration> {
+    /// The configuration rebuilt from the ledger, embedding `reconfigure`
+    /// (the request for it, signed again), or `None` while a digest is
+    /// unknown (never once committing).
+    pub(crate) fn rebuild(
+        &self,
+        rack_id: RackId,
+        epoch: Epoch,
+        reconfigure: SignedReconfigure,
+    ) -> Option<Configuration> {
         let members = self
             .members
             .iter()
@@ -414,6 +426,7 @@ impl ConfigRecord {
             members,
             threshold: self.threshold,
             encrypted_rack_secrets: self.encrypted_rack_secrets.clone(),
+            reconfigure: Box::new(reconfigure),
         })
     }
 }

@@ -35,16 +35,20 @@
 //!
 //! ```
 //! use std::collections::BTreeSet;
+//! use std::sync::Arc;
 //! use rand_core::SeedableRng;
 //! use trust_quorum::control::{ControlAction, ControlPlane, ControlPlaneConfig, LedgerWrite};
+//! use trust_quorum::crypto::authority::Authority;
 //! use tq_types::{BaseboardId, RackId, Timestamp};
 //!
 //! let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(1);
+//! // The signing key, shared by the replicas (stored where only they read it).
+//! let authority = Arc::new(Authority::generate(&mut rng));
 //! let now = Timestamp::from_unix_micros(1_768_426_338_780_136).unwrap();
 //! let sleds: BTreeSet<BaseboardId> =
 //!     ["P:0", "P:1", "P:2"].iter().map(|s| s.parse().unwrap()).collect();
 //! let mut store = None; // the database row: (generation, ledger)
-//! let mut cp = ControlPlane::new(ControlPlaneConfig::default());
+//! let mut cp = ControlPlane::new(ControlPlaneConfig::default(), authority);
 //! let initialized = cp.initialize(RackId(uuid::Uuid::nil()), sleds, now, &mut rng);
 //! let pass = cp.tick(now, &mut rng);
 //! let stored = match cp.take_write() {
@@ -58,12 +62,13 @@
 //! };
 //! let epoch = initialized.release(&stored).unwrap();
 //! let actions = pass.release(&stored);
-//! assert!(matches!(&actions[..], [ControlAction::Reconfigure { msg, .. }] if msg.epoch == epoch));
+//! assert!(matches!(&actions[..], [ControlAction::Reconfigure { msg, .. }] if msg.msg.epoch == epoch));
 //! assert!(cp.next_deadline().is_some(), "a change is in progress");
 //! ```
 
 use core::time::Duration;
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use tq_types::{BaseboardId, Epoch, RackId, RackMembershipStatus, TrustQuorumConfig};
 
@@ -94,6 +99,7 @@ pub use write::{Held, LedgerWrite, PendingLedgerWrite, Stored};
 
 use driver::DriverState;
 
+use crate::crypto::authority::Authority;
 use crate::planted::Planted;
 #[cfg(feature = "planted-bugs")]
 use crate::planted::PlantedBug;
@@ -146,13 +152,16 @@ pub struct ControlPlane {
     stored_generation: u64,
     driver: DriverState,
     planted: Planted,
+    authority: Arc<Authority>,
 }
 
 impl ControlPlane {
-    /// A control plane for a rack that has no ledger yet; call
+    /// A control plane for a rack that has no ledger yet, signing with
+    /// `authority` (replicas share one); call
     /// [`initialize`](Self::initialize) next.
-    pub fn new(config: ControlPlaneConfig) -> Self {
+    pub fn new(config: ControlPlaneConfig, authority: Arc<Authority>) -> Self {
         ControlPlane {
+            authority,
             config,
             stored_generation: Ledger::default().generation(),
             ledger: Ledger::default(),
@@ -164,9 +173,14 @@ impl ControlPlane {
     /// A control plane over a stored ledger, after checking every ledger
     /// rule. The driver's in-memory bookkeeping starts empty: a pending
     /// coordinator gets a fresh `prepare_timeout`.
-    pub fn from_ledger(config: ControlPlaneConfig, ledger: Ledger) -> Result<Self, LedgerError> {
+    pub fn from_ledger(
+        config: ControlPlaneConfig,
+        authority: Arc<Authority>,
+        ledger: Ledger,
+    ) -> Result<Self, LedgerError> {
         ledger.validate()?;
         Ok(ControlPlane {
+            authority,
             config,
             stored_generation: ledger.generation(),
             ledger,
@@ -191,6 +205,11 @@ impl ControlPlane {
     /// Gives up the control plane, keeping its ledger.
     pub fn into_ledger(self) -> Ledger {
         self.ledger
+    }
+
+    /// The authority this control plane signs with.
+    pub fn authority(&self) -> &Arc<Authority> {
+        &self.authority
     }
 
     /// The settings.

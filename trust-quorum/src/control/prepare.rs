@@ -13,6 +13,7 @@ use super::driver::{PrepareWatch, ignored};
 use super::errors::{CoordinatorStatusError, ReconfigureResultError};
 use super::ledger::AbortReason;
 use super::{ControlPlane, transact};
+use crate::crypto::authority::verify_reconfigure;
 use crate::planted::PlantedBug;
 
 /// Why a result about a preparing configuration does not apply.
@@ -98,7 +99,13 @@ impl ControlPlane {
             }
             return;
         }
-        let msg = rec.reconfigure_msg(rack_id, epoch);
+        let msg = match self.authority.sign_reconfigure(rec.reconfigure_msg(rack_id, epoch)) {
+            Ok(msg) => msg,
+            Err(error) => {
+                tracing::error!(%epoch, %error, "cannot sign the reconfiguration request");
+                return;
+            }
+        };
         let marked = transact(&mut self.ledger, |l| match l.record_mut(epoch) {
             Some(r) => {
                 r.time_reconfigure_sent = Some(now);
@@ -235,6 +242,15 @@ impl ControlPlane {
             return Ok(());
         };
         let commit_at_threshold = self.planted.is(PlantedBug::CommitAtThreshold);
+        let key = self.authority.public_key();
+        if verify_reconfigure(&key, &status.config.reconfigure).is_err() {
+            tracing::warn!(%epoch, %from, "coordinator status with a bad signature rejected");
+            return Err(CoordinatorStatusError::Mismatch {
+                epoch,
+                from: from.clone(),
+                mismatch: Box::new(super::errors::ConfigMismatch::Reconfigure),
+            });
+        }
         transact(&mut self.ledger, |l| {
             l.apply_coordinator_status(epoch, &status, now, commit_at_threshold)
         })

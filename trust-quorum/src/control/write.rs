@@ -23,7 +23,8 @@
 //! let sleds: BTreeSet<BaseboardId> =
 //!     ["P:0", "P:1", "P:2"].iter().map(|s| s.parse().unwrap()).collect();
 //! let mut stored_generation = 0; // what the database holds
-//! let mut cp = ControlPlane::new(ControlPlaneConfig::default());
+//! # let authority = std::sync::Arc::new(trust_quorum::crypto::authority::Authority::generate(&mut rng));
+//! let mut cp = ControlPlane::new(ControlPlaneConfig::default(), authority);
 //! let held = cp.initialize(RackId(uuid::Uuid::nil()), sleds, now, &mut rng);
 //! let stored = match cp.take_write() {
 //!     LedgerWrite::Pending(write) => {
@@ -45,7 +46,8 @@
 //! # use trust_quorum::control::{ControlAction, ControlPlane, ControlPlaneConfig};
 //! # let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(1);
 //! # let now = tq_types::Timestamp::from_unix_micros(0).unwrap();
-//! let mut cp = ControlPlane::new(ControlPlaneConfig::default());
+//! # let authority = std::sync::Arc::new(trust_quorum::crypto::authority::Authority::generate(&mut rng));
+//! let mut cp = ControlPlane::new(ControlPlaneConfig::default(), authority);
 //! let actions: Vec<ControlAction> = cp.tick(now, &mut rng); // a Held, not the actions
 //! ```
 

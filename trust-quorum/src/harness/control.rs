@@ -2,6 +2,7 @@
 //! holds its result back goes through the store step first.
 
 use core::ops::{Deref, DerefMut};
+use std::sync::Arc;
 
 use rand_core::CryptoRng;
 use tq_types::{
@@ -13,6 +14,7 @@ use crate::control::{
     ControlPlaneConfig, CoordinatorStatusError, InitializeError, Ledger, LedgerError, LedgerWrite,
     MemberCommitError, ReconfigureResultError, RemoveSledsError, Stored,
 };
+use crate::crypto::authority::Authority;
 
 /// A [`ControlPlane`] and the ledger it last stored. Every call that can
 /// change the ledger is followed by the store step, and operations and
@@ -25,18 +27,20 @@ pub struct Controller {
 }
 
 impl Controller {
-    /// A control plane for a rack with no ledger yet.
-    pub fn new(config: ControlPlaneConfig) -> Controller {
-        Controller { cp: ControlPlane::new(config), stored: Ledger::default() }
+    /// A control plane for a rack with no ledger yet, signing with
+    /// `authority`.
+    pub fn new(config: ControlPlaneConfig, authority: Arc<Authority>) -> Controller {
+        Controller { cp: ControlPlane::new(config, authority), stored: Ledger::default() }
     }
 
     /// A control plane over a stored ledger (a replica starting, or one
     /// that lost a compare-and-set race and reloads).
     pub fn from_ledger(
         config: ControlPlaneConfig,
+        authority: Arc<Authority>,
         ledger: Ledger,
     ) -> Result<Controller, LedgerError> {
-        let cp = ControlPlane::from_ledger(config, ledger.clone())?;
+        let cp = ControlPlane::from_ledger(config, authority, ledger.clone())?;
         Ok(Controller { cp, stored: ledger })
     }
 

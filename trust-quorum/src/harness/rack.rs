@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
-use tq_types::{BaseboardId, Envelope};
+use tq_types::{AuthorityKey, BaseboardId, Envelope};
 
 use super::sled::{Sled, Stepped};
 use crate::node::{Node, NodeCtx, PersistentState, Reply};
@@ -21,6 +21,7 @@ pub struct Rack {
     seeds: BTreeMap<BaseboardId, (u64, u64)>,
     queue: Vec<Envelope>,
     sent: Vec<Envelope>,
+    blank: PersistentState,
 }
 
 /// [`Rack::deliver_all`] did not drain the network within [`MAX_DELIVERIES`].
@@ -29,19 +30,25 @@ pub struct Rack {
 pub struct NeverDrained;
 
 impl Rack {
-    /// `ids` as blank sleds, all up and connected to each other. The `i`-th
-    /// sled's rng is seeded with `seed * 1000 + i` (and re-seeded on
-    /// every restart), so a rack is reproducible from `seed`.
-    pub fn new(ids: impl IntoIterator<Item = BaseboardId>, seed: u64) -> Rack {
+    /// `ids` as blank sleds trusting `authority`, all up and connected to
+    /// each other. The `i`-th sled's rng is seeded with `seed * 1000 + i`
+    /// (and re-seeded on every restart), so a rack is reproducible from
+    /// `seed`.
+    pub fn new(
+        ids: impl IntoIterator<Item = BaseboardId>,
+        authority: AuthorityKey,
+        seed: u64,
+    ) -> Rack {
         let mut rack = Rack {
             sleds: BTreeMap::new(),
             seeds: BTreeMap::new(),
             queue: Vec::new(),
             sent: Vec::new(),
+            blank: PersistentState::new(authority),
         };
         for (i, id) in ids.into_iter().enumerate() {
             let sled_seed = seed.wrapping_mul(1000).wrapping_add(i as u64);
-            let mut sled = Sled::new(id.clone());
+            let mut sled = Sled::new(id.clone(), authority);
             sled.start(ChaCha20Rng::seed_from_u64(sled_seed));
             rack.seeds.insert(id.clone(), (sled_seed, 0));
             rack.sleds.insert(id, sled);
@@ -67,8 +74,7 @@ impl Rack {
 
     /// What `who` wrote durably (a blank state for an unknown sled).
     pub fn state(&self, who: &BaseboardId) -> &PersistentState {
-        static BLANK: std::sync::OnceLock<PersistentState> = std::sync::OnceLock::new();
-        self.sleds.get(who).map_or_else(|| BLANK.get_or_init(PersistentState::new), Sled::disk)
+        self.sleds.get(who).map_or(&self.blank, Sled::disk)
     }
 
     /// Envelopes queued for delivery, oldest first.

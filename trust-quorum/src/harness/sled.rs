@@ -1,7 +1,7 @@
 //! One sled embedded in memory: a node, its context while it runs, and what
 //! it wrote durably.
 
-use tq_types::{BaseboardId, CoordinatorStatus, Envelope};
+use tq_types::{AuthorityKey, BaseboardId, CoordinatorStatus, Envelope};
 
 use crate::node::{Node, NodeCtx, NodeRng, Persisted, PersistentState, Reply, Write};
 
@@ -35,9 +35,10 @@ pub struct Stepped<T> {
 }
 
 impl Sled {
-    /// A blank sled that is down: start it with [`Sled::start`].
-    pub fn new(id: BaseboardId) -> Sled {
-        Sled { id, live: None, disk: PersistentState::new(), coordination: None }
+    /// A blank sled that is down, trusting the control plane whose
+    /// authority key is `authority`: start it with [`Sled::start`].
+    pub fn new(id: BaseboardId, authority: AuthorityKey) -> Sled {
+        Sled { id, live: None, disk: PersistentState::new(authority), coordination: None }
     }
 
     /// A sled that is down, whose disk holds `disk`.
@@ -73,11 +74,12 @@ impl Sled {
         self.coordination = None;
     }
 
-    /// Loses the durable state (the disk is replaced by a blank one). Only
+    /// Loses the durable state (the disk is replaced by a blank one that
+    /// trusts the same authority, as a re-provisioned sled would). Only
     /// while the sled is down.
     pub fn wipe(&mut self) {
         if self.live.is_none() {
-            self.disk = PersistentState::new();
+            self.disk = PersistentState::new(*self.disk.authority());
         }
     }
 

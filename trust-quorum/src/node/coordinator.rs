@@ -75,6 +75,7 @@ impl Coordinator {
                 .collect(),
             threshold: msg.threshold,
             encrypted_rack_secrets: None,
+            reconfigure: Box::new(request.signed().clone()),
         };
         let old = match msg.last_committed_epoch {
             None => None,

@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 
 use rand_core::CryptoRng;
-use tq_types::{Alarm, BaseboardId, Envelope, PeerMsg, PeerMsgKind, RackId};
+use tq_types::{Alarm, AuthorityKey, BaseboardId, Envelope, PeerMsg, PeerMsgKind, RackId};
 
 use super::persistent::PersistentState;
 use crate::planted::{Planted, PlantedBug};
@@ -34,9 +34,11 @@ pub struct NodeCtx {
 }
 
 impl NodeCtx {
-    /// A context for a node that has never been part of a rack.
-    pub fn new(id: BaseboardId, rng: impl NodeRng + 'static) -> Self {
-        Self::with_persistent_state(id, PersistentState::new(), rng)
+    /// A context for a node that has never been part of a rack, trusting
+    /// the control plane whose authority key is `authority` (the embedder's
+    /// configuration provides it; it is kept in the persistent state).
+    pub fn new(id: BaseboardId, authority: AuthorityKey, rng: impl NodeRng + 'static) -> Self {
+        Self::with_persistent_state(id, PersistentState::new(authority), rng)
     }
 
     /// A context for a node restarting with state read back from its durable
@@ -61,6 +63,11 @@ impl NodeCtx {
     /// This node's identity.
     pub fn id(&self) -> &BaseboardId {
         &self.id
+    }
+
+    /// The control plane's authority key this node trusts.
+    pub fn authority(&self) -> &AuthorityKey {
+        self.persistent.authority()
     }
 
     /// The current persistent state (write it when it changed).

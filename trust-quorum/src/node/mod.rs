@@ -11,9 +11,12 @@
 //! ```
 //! # use trust_quorum::node::{Node, NodeCtx, Write};
 //! # use rand_chacha::ChaCha20Rng; use rand_core::SeedableRng;
+//! # use trust_quorum::crypto::authority::Authority;
 //! # let id: tq_types::BaseboardId = "PART:1".parse().unwrap();
 //! # let mut disk = Vec::new();
-//! let mut ctx = NodeCtx::new(id, ChaCha20Rng::seed_from_u64(1));
+//! # let authority = Authority::generate(&mut ChaCha20Rng::seed_from_u64(0)).public_key();
+//! // `authority`: the control plane's public key, from the embedder's configuration.
+//! let mut ctx = NodeCtx::new(id, authority, ChaCha20Rng::seed_from_u64(1));
 //! let mut node = Node::new(&mut ctx);
 //! let peer: tq_types::BaseboardId = "PART:2".parse().unwrap();
 //! node.on_connect(&mut ctx, peer);                      // 1. one call

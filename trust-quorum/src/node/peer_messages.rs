@@ -2,7 +2,8 @@
 //! share requests and shares, commit advances and expunged notices.
 
 use tq_types::{
-    Alarm, BaseboardId, Configuration, Epoch, ExpungedMetadata, PeerMsg, PeerMsgKind, RackId, Share,
+    Alarm, BaseboardId, CommittedConfig, Configuration, Epoch, ExpungedMetadata, PeerMsg,
+    PeerMsgKind, RackId, Share,
 };
 
 use super::activity::Activity;
@@ -11,6 +12,7 @@ use super::key_share::Computation;
 use super::validate::check_config;
 use super::{Node, NodeCtx};
 use crate::crypto;
+use crate::crypto::authority::{verify_committed, verify_config};
 use crate::planted::PlantedBug;
 
 impl Node {
@@ -23,7 +25,8 @@ impl Node {
             // Only a configuration newer than the expungement, which may
             // re-admit the node, gets through (docs/protocol.md section 4.8).
             let newer = match &msg.kind {
-                PeerMsgKind::Prepare { config, .. } | PeerMsgKind::CommitAdvance(config) => {
+                PeerMsgKind::Prepare { config, .. }
+                | PeerMsgKind::CommitAdvance(CommittedConfig { config, .. }) => {
                     config.epoch > ex.epoch
                 }
                 _ => false,
@@ -54,10 +57,10 @@ impl Node {
             },
             PeerMsgKind::GetShare(epoch) => self.handle_get_share(ctx, from, rack_id, epoch),
             PeerMsgKind::Share { epoch, share } => self.handle_share(ctx, from, epoch, share),
-            PeerMsgKind::CommitAdvance(config) => {
-                self.handle_commit_advance(ctx, from, rack_id, config)
+            PeerMsgKind::CommitAdvance(committed) => {
+                self.handle_commit_advance(ctx, from, rack_id, committed)
             }
-            PeerMsgKind::Expunged(epoch) => self.handle_expunged(ctx, from, epoch),
+            PeerMsgKind::Expunged(committed) => self.handle_expunged(ctx, from, rack_id, committed),
         }
     }
 
@@ -92,6 +95,10 @@ impl Node {
         }
         if let Err(why) = check_config(&config) {
             tracing::warn!(node = %me, %from, %epoch, %why, "invalid prepare ignored");
+            return;
+        }
+        if let Err(why) = verify_config(ctx.authority(), &config) {
+            tracing::warn!(node = %me, %from, %epoch, %why, "unauthorized prepare ignored");
             return;
         }
         if share.as_bytes().len() != crypto::SHARE_LEN || !crypto::share_matches(&share, digest) {
@@ -131,20 +138,26 @@ impl Node {
         epoch: Epoch,
     ) {
         let state = ctx.persistent_state();
-        if let Some(latest) = state.latest_committed_config().filter(|c| c.epoch > epoch) {
-            let kind = if latest.is_member(&from) {
-                PeerMsgKind::CommitAdvance(latest.clone())
+        let latest = state.latest_committed();
+        if let Some(latest) = latest.filter(|c| c.config.epoch > epoch) {
+            let kind = if latest.config.is_member(&from) {
+                PeerMsgKind::CommitAdvance(latest)
             } else {
-                PeerMsgKind::Expunged(latest.epoch)
+                PeerMsgKind::Expunged(latest)
             };
             ctx.send(from, rack_id, kind);
             return;
         }
-        if let Some(config) = state.config(epoch) {
-            if !config.is_member(&from) {
-                ctx.send(from, rack_id, PeerMsgKind::Expunged(epoch));
-                return;
+        if state.config(epoch).is_some_and(|c| !c.is_member(&from)) {
+            // Only a committed configuration that leaves the asker out,
+            // with its certificate, may tell it it was removed.
+            match state.latest_committed().filter(|c| !c.config.is_member(&from)) {
+                Some(latest) => ctx.send(from, rack_id, PeerMsgKind::Expunged(latest)),
+                None => {
+                    tracing::debug!(node = %ctx.id(), %from, %epoch, "share request from a non-member ignored")
+                }
             }
+            return;
         }
         match state.share(epoch).cloned() {
             Some(share) => ctx.send(from, rack_id, PeerMsgKind::Share { epoch, share }),
@@ -181,23 +194,46 @@ impl Node {
         ctx: &mut NodeCtx,
         from: BaseboardId,
         rack_id: RackId,
-        config: Configuration,
+        committed: CommittedConfig,
     ) {
-        let epoch = config.epoch;
-        if config.rack_id != rack_id {
+        let epoch = committed.config.epoch;
+        if committed.config.rack_id != rack_id {
             tracing::warn!(%from, %epoch, "commit advance with mismatched rack ids ignored");
             return;
         }
-        if let Err(why) = check_config(&config) {
+        if let Err(why) = check_config(&committed.config) {
             tracing::warn!(%from, %epoch, %why, "invalid commit advance ignored");
             return;
         }
-        if let Err(err) = self.learn_committed(ctx, config, Some(from.clone())) {
+        if let Err(why) = verify_committed(ctx.authority(), &committed) {
+            tracing::warn!(%from, %epoch, %why, "unauthorized commit advance ignored");
+            return;
+        }
+        if let Err(err) = self.learn_committed(ctx, committed, Some(from.clone())) {
             tracing::warn!(%from, %epoch, %err, "commit advance not applied");
         }
     }
 
-    fn handle_expunged(&mut self, ctx: &mut NodeCtx, from: BaseboardId, epoch: Epoch) {
+    fn handle_expunged(
+        &mut self,
+        ctx: &mut NodeCtx,
+        from: BaseboardId,
+        rack_id: RackId,
+        committed: CommittedConfig,
+    ) {
+        let epoch = committed.config.epoch;
+        if committed.config.rack_id != rack_id {
+            tracing::warn!(%from, %epoch, "expunged notice with mismatched rack ids ignored");
+            return;
+        }
+        if let Err(why) = verify_committed(ctx.authority(), &committed) {
+            tracing::warn!(%from, %epoch, %why, "unauthorized expunged notice ignored");
+            return;
+        }
+        if committed.config.is_member(ctx.id()) {
+            tracing::warn!(%from, %epoch, "expunged notice for a configuration that lists us ignored");
+            return;
+        }
         let Some(latest) = ctx.persistent_state().latest_config().map(|c| c.epoch) else {
             tracing::debug!(%from, %epoch, "expunged notice ignored: no configuration");
             return;

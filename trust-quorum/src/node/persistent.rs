@@ -4,13 +4,17 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 use tq_types::codec::{self, DecodeError, EncodeError};
-use tq_types::{Configuration, Epoch, ExpungedMetadata, RackId, Share};
+use tq_types::{
+    AuthorityKey, CommitCertificate, CommittedConfig, Configuration, Epoch, ExpungedMetadata,
+    RackId, Share,
+};
 
 /// The largest encoded persistent state accepted by [`PersistentState::decode`].
 pub const MAX_PERSISTENT_STATE_LEN: usize = 64 << 20;
 
-/// Everything a node must keep across restarts: configurations and its own
-/// shares by epoch, committed epochs, and whether it was expunged.
+/// Everything a node must keep across restarts: the control plane's
+/// authority key, configurations and its own shares by epoch, committed
+/// epochs with their commit certificates, and whether it was expunged.
 ///
 /// Configurations, shares and commits only grow: they are never replaced or
 /// removed. The expunged marker is cleared only by a later configuration
@@ -18,18 +22,48 @@ pub const MAX_PERSISTENT_STATE_LEN: usize = 64 << 20;
 /// changes the state
 /// only through [`NodeCtx`](super::NodeCtx), which raises a flag telling the
 /// embedder to write it durably before sending anything.
-#[derive(Clone, Default, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub struct PersistentState {
+    authority: AuthorityKey,
     configs: BTreeMap<Epoch, Configuration>,
     shares: BTreeMap<Epoch, Share>,
     commits: BTreeSet<Epoch>,
+    certificates: BTreeMap<Epoch, CommitCertificate>,
     expunged: Option<ExpungedMetadata>,
 }
 
 impl PersistentState {
-    /// The state of a node that has never been part of a rack.
-    pub fn new() -> Self {
-        Self::default()
+    /// The state of a node that has never been part of a rack, and trusts
+    /// the control plane whose authority key is `authority`.
+    pub fn new(authority: AuthorityKey) -> Self {
+        PersistentState {
+            authority,
+            configs: BTreeMap::new(),
+            shares: BTreeMap::new(),
+            commits: BTreeSet::new(),
+            certificates: BTreeMap::new(),
+            expunged: None,
+        }
+    }
+
+    /// The public key of the control plane's authority, which signs every
+    /// configuration, commit and expungement this node accepts.
+    pub fn authority(&self) -> &AuthorityKey {
+        &self.authority
+    }
+
+    /// The certificate of a committed (or learned-committed) epoch.
+    pub fn certificate(&self, epoch: Epoch) -> Option<&CommitCertificate> {
+        self.certificates.get(&epoch)
+    }
+
+    /// The newest committed configuration with its certificate: what the
+    /// node forwards to peers that are behind or were removed.
+    pub fn latest_committed(&self) -> Option<CommittedConfig> {
+        let epoch = self.latest_committed_epoch()?;
+        let config = self.configs.get(&epoch)?.clone();
+        let certificate = *self.certificates.get(&epoch)?;
+        Some(CommittedConfig { config, certificate })
     }
 
     /// Encodes the state for durable storage.
@@ -139,6 +173,18 @@ impl PersistentState {
         match self.shares.entry(epoch) {
             std::collections::btree_map::Entry::Vacant(v) => {
                 v.insert(share);
+                true
+            }
+            std::collections::btree_map::Entry::Occupied(_) => false,
+        }
+    }
+
+    /// Stores the certificate that its epoch is committed, if none is
+    /// stored (callers verify it). Returns whether it was inserted.
+    pub(crate) fn insert_certificate(&mut self, certificate: CommitCertificate) -> bool {
+        match self.certificates.entry(certificate.epoch) {
+            std::collections::btree_map::Entry::Vacant(v) => {
+                v.insert(certificate);
                 true
             }
             std::collections::btree_map::Entry::Occupied(_) => false,

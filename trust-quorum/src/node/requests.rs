@@ -3,15 +3,19 @@
 //! released once the state it reports is durable.
 
 use tq_types::{
-    Alarm, BaseboardId, CommitError, CommitRequest, CommitStatus, Configuration, Epoch,
-    PrepareAndCommitError, PrepareAndCommitRequest, ReconfigurationError, ReconfigureMsg,
+    Alarm, AuthorityError, BaseboardId, CommitError, CommitRequest, CommitStatus, CommittedConfig,
+    Epoch, NodeRefusal, PrepareAndCommitError, PrepareAndCommitRequest, ReconfigurationError,
+    SignedField, SignedReconfigure,
 };
 
 use super::activity::Activity;
 use super::coordinator::Coordinator;
 use super::key_share::KeyShareComputer;
-use super::validate::{ValidatedReconfigureMsg, check_config, check_not_expunged, check_rack};
+use super::validate::{
+    ValidatedReconfigureMsg, check_authorized, check_config, check_not_expunged, check_rack,
+};
 use super::{Node, NodeCtx, PersistentState, Reply};
+use crate::crypto::authority::{verify_certificate, verify_committed};
 
 impl Node {
     /// Starts coordinating a new configuration (docs/protocol.md section 3.3).
@@ -23,7 +27,7 @@ impl Node {
     pub fn coordinate_reconfiguration(
         &mut self,
         ctx: &mut NodeCtx,
-        msg: ReconfigureMsg,
+        msg: SignedReconfigure,
     ) -> Reply<Result<(), ReconfigurationError>> {
         Reply::new(self.coordinate(ctx, msg))
     }
@@ -31,21 +35,21 @@ impl Node {
     fn coordinate(
         &mut self,
         ctx: &mut NodeCtx,
-        msg: ReconfigureMsg,
+        msg: SignedReconfigure,
     ) -> Result<(), ReconfigurationError> {
         if let Some(c) = self.activity.coordinator() {
-            if c.request().msg() == &msg {
-                tracing::debug!(node = %ctx.id(), epoch = %msg.epoch, "repeated reconfigure");
+            if c.request().signed() == &msg {
+                tracing::debug!(node = %ctx.id(), epoch = %msg.msg.epoch, "repeated reconfigure");
                 return Ok(());
             }
-            if msg.epoch <= c.epoch() {
+            if msg.msg.epoch <= c.epoch() {
                 return Err(ReconfigurationError::AlreadyCoordinating {
                     coordinating: c.epoch(),
-                    requested: msg.epoch,
+                    requested: msg.msg.epoch,
                 });
             }
         }
-        let epoch = msg.epoch;
+        let epoch = msg.msg.epoch;
         let request = ValidatedReconfigureMsg::validate(ctx.id(), ctx.persistent_state(), msg)?;
         self.activity = Activity::Idle;
         let coordinator = Coordinator::start(ctx, request)
@@ -74,10 +78,25 @@ impl Node {
         if state.latest_committed_epoch().is_some_and(|l| l >= req.epoch) {
             return Ok(commit_status(state, req.epoch));
         }
-        if !state.is_prepared(req.epoch) {
+        let Some(config) = state.config(req.epoch).filter(|_| state.is_prepared(req.epoch)) else {
             return Err(CommitError::NotPrepared(req.epoch));
+        };
+        // The certificate must name the request's epoch and exactly the
+        // configuration this node prepared.
+        let certificate = req.certificate;
+        if certificate.rack_id != req.rack_id || certificate.epoch != req.epoch {
+            let field =
+                if certificate.epoch != req.epoch { SignedField::Epoch } else { SignedField::Rack };
+            return Err(
+                NodeRefusal::Unauthorized(AuthorityError::CertificateMismatch(field)).into()
+            );
         }
-        ctx.update_persistent(|p| (p.insert_commit(req.epoch), ()));
+        check_authorized(verify_certificate(state.authority(), &certificate, config))?;
+        ctx.update_persistent(|p| {
+            let c = p.insert_certificate(certificate);
+            let k = p.insert_commit(req.epoch);
+            (c || k, ())
+        });
         tracing::info!(node = %ctx.id(), epoch = %req.epoch, "committed");
         self.after_commit(req.epoch);
         Ok(CommitStatus::Committed)
@@ -102,17 +121,21 @@ impl Node {
         check_not_expunged(state, Some(req.config.epoch))?;
         check_rack(state, req.config.rack_id)?;
         check_config(&req.config).map_err(PrepareAndCommitError::Invalid)?;
-        self.learn_committed(ctx, req.config, None)
+        let committed = CommittedConfig { config: req.config, certificate: req.certificate };
+        check_authorized(verify_committed(state.authority(), &committed))?;
+        self.learn_committed(ctx, committed, None)
     }
 
-    /// Learning that `config` is committed, from the control plane
+    /// Learning that `committed` is committed, from the control plane
     /// (prepare-and-commit, `from == None`) or a peer (commit advance).
+    /// Callers have verified its certificate.
     pub(super) fn learn_committed(
         &mut self,
         ctx: &mut NodeCtx,
-        config: Configuration,
+        committed: CommittedConfig,
         from: Option<BaseboardId>,
     ) -> Result<CommitStatus, PrepareAndCommitError> {
+        let CommittedConfig { config, certificate } = committed;
         let me = ctx.id().clone();
         let epoch = config.epoch;
         let state = ctx.persistent_state();
@@ -130,12 +153,13 @@ impl Node {
         }
         let prepared = state.is_prepared(epoch);
         ctx.update_persistent(|p| {
+            let certified = p.insert_certificate(certificate);
             let changed = if prepared {
                 p.insert_commit(epoch)
             } else {
                 p.insert_member_config(config.clone())
             };
-            (changed, ())
+            (certified || changed, ())
         });
         if prepared {
             tracing::info!(node = %me, %epoch, "committed (was prepared)");

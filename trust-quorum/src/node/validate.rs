@@ -5,11 +5,12 @@
 
 use tq_types::ids::{MAX_MEMBERS, MIN_MEMBERS};
 use tq_types::{
-    BaseboardId, Configuration, Epoch, InvalidConfiguration, NodeRefusal, RackId, RackIdMismatch,
-    ReconfigurationError, ReconfigureMsg, Threshold,
+    AuthorityError, BaseboardId, Configuration, Epoch, InvalidConfiguration, NodeRefusal, RackId,
+    RackIdMismatch, ReconfigurationError, ReconfigureMsg, SignedReconfigure, Threshold,
 };
 
 use super::persistent::PersistentState;
+use crate::crypto::authority::verify_reconfigure;
 
 /// Checks membership size and threshold bounds (docs/protocol.md section 1).
 pub(crate) fn check_bounds(
@@ -56,6 +57,11 @@ pub(crate) fn check_not_expunged(
     }
 }
 
+/// Refuses a decision the authority did not sign.
+pub(crate) fn check_authorized(result: Result<(), AuthorityError>) -> Result<(), NodeRefusal> {
+    result.map_err(NodeRefusal::Unauthorized)
+}
+
 /// Checks the structure of a configuration received from a peer or the
 /// control plane.
 pub(crate) fn check_config(config: &Configuration) -> Result<(), InvalidConfiguration> {
@@ -69,9 +75,10 @@ pub(crate) fn check_config(config: &Configuration) -> Result<(), InvalidConfigur
 }
 
 /// A reconfiguration request that passed every check of docs/protocol.md section
-/// 3.3 against the node's state at the time.
+/// 3.3 against the node's state at the time, signed by the authority and
+/// naming this node as its coordinator.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct ValidatedReconfigureMsg(ReconfigureMsg);
+pub(crate) struct ValidatedReconfigureMsg(SignedReconfigure);
 
 impl ValidatedReconfigureMsg {
     /// Validates `msg` for node `me` with durable state `state`. The
@@ -80,8 +87,13 @@ impl ValidatedReconfigureMsg {
     pub(crate) fn validate(
         me: &BaseboardId,
         state: &PersistentState,
-        msg: ReconfigureMsg,
+        signed: SignedReconfigure,
     ) -> Result<Self, ReconfigurationError> {
+        check_authorized(verify_reconfigure(state.authority(), &signed))?;
+        let msg = &signed.msg;
+        if msg.coordinator != *me {
+            return Err(NodeRefusal::Unauthorized(AuthorityError::NotTheCoordinator).into());
+        }
         if !msg.members.contains(me) {
             return Err(ReconfigurationError::CoordinatorNotMember { node: me.clone() });
         }
@@ -100,11 +112,17 @@ impl ValidatedReconfigureMsg {
         if msg.epoch <= latest {
             return Err(ReconfigurationError::StaleEpoch { requested: msg.epoch, latest });
         }
-        Ok(Self(msg))
+        Ok(Self(signed))
     }
 
     /// The validated request.
     pub(crate) fn msg(&self) -> &ReconfigureMsg {
+        &self.0.msg
+    }
+
+    /// The validated request with the authority's signature, which the
+    /// configuration built from it embeds.
+    pub(crate) fn signed(&self) -> &SignedReconfigure {
         &self.0
     }
 }

@@ -12,12 +12,16 @@
 //!
 //! ```
 //! # use trust_quorum::node::{Node, NodeCtx, Write};
-//! # use tq_types::{CommitRequest, Epoch, RackId};
+//! # use tq_types::{AuthoritySignature, CommitCertificate, CommitRequest, ConfigDigest, Epoch, RackId};
 //! # use rand_chacha::ChaCha20Rng; use rand_core::SeedableRng;
 //! # let id: tq_types::BaseboardId = "PART:1".parse().unwrap();
-//! # let req = CommitRequest { rack_id: RackId(uuid::Uuid::nil()), epoch: Epoch(1) };
+//! # let (rack_id, epoch) = (RackId(uuid::Uuid::nil()), Epoch(1));
+//! # let signature = AuthoritySignature([0; 64]);
+//! # let certificate = CommitCertificate { rack_id, epoch, config_digest: ConfigDigest([0; 32]), signature };
+//! # let req = CommitRequest { rack_id, epoch, certificate };
+//! # let authority = trust_quorum::crypto::authority::Authority::generate(&mut ChaCha20Rng::seed_from_u64(0));
 //! # let mut disk = Vec::new();
-//! let mut ctx = NodeCtx::new(id, ChaCha20Rng::seed_from_u64(1));
+//! let mut ctx = NodeCtx::new(id, authority.public_key(), ChaCha20Rng::seed_from_u64(1));
 //! let mut node = Node::new(&mut ctx);
 //! let reply = node.commit_configuration(&mut ctx, req); // 1. one call
 //! let mut persisted = match ctx.take_write() {           // 2. persist
@@ -41,7 +45,8 @@
 //! # use trust_quorum::node::NodeCtx;
 //! # use rand_chacha::ChaCha20Rng; use rand_core::SeedableRng;
 //! # let id: tq_types::BaseboardId = "PART:1".parse().unwrap();
-//! let mut ctx = NodeCtx::new(id, ChaCha20Rng::seed_from_u64(1));
+//! # let authority = tq_types::AuthorityKey([0; 32]);
+//! let mut ctx = NodeCtx::new(id, authority, ChaCha20Rng::seed_from_u64(1));
 //! let envelopes = ctx.drain_envelopes(); // no such method
 //! ```
 //!
@@ -51,7 +56,8 @@
 //! # use trust_quorum::node::{NodeCtx, Persisted};
 //! # use rand_chacha::ChaCha20Rng; use rand_core::SeedableRng;
 //! # let id: tq_types::BaseboardId = "PART:1".parse().unwrap();
-//! let mut ctx = NodeCtx::new(id, ChaCha20Rng::seed_from_u64(1));
+//! # let authority = tq_types::AuthorityKey([0; 32]);
+//! let mut ctx = NodeCtx::new(id, authority, ChaCha20Rng::seed_from_u64(1));
 //! let persisted = Persisted { ctx: &mut ctx }; // private field
 //! ```
 //!
@@ -62,7 +68,8 @@
 //! # use rand_chacha::ChaCha20Rng; use rand_core::SeedableRng;
 //! # let id: tq_types::BaseboardId = "PART:1".parse().unwrap();
 //! # let peer: tq_types::BaseboardId = "PART:2".parse().unwrap();
-//! let mut ctx = NodeCtx::new(id, ChaCha20Rng::seed_from_u64(1));
+//! # let authority = tq_types::AuthorityKey([0; 32]);
+//! let mut ctx = NodeCtx::new(id, authority, ChaCha20Rng::seed_from_u64(1));
 //! let mut node = Node::new(&mut ctx);
 //! let mut persisted = match ctx.take_write() {
 //!     Write::Pending(write) => write.written(),

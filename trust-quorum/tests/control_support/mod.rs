@@ -10,14 +10,16 @@
 #![allow(clippy::arithmetic_side_effects, clippy::panic)]
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, OnceLock};
 
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use tq_types::{
     BaseboardId, CommitStatus, ConfigState, Configuration, CoordinatorStatus, EncryptedRackSecrets,
-    Epoch, RackId, Salt, ShareDigest, Timestamp,
+    Epoch, RackId, ReconfigureMsg, Salt, ShareDigest, Timestamp,
 };
 use trust_quorum::control::{ControlAction, ControlPlane, ControlPlaneConfig};
+use trust_quorum::crypto::authority::Authority;
 use trust_quorum::harness::Controller;
 
 pub const RACK: &str = "0dbef452-a6dd-4831-bbdc-769ea3353f28";
@@ -44,6 +46,28 @@ pub fn rng(seed: u64) -> ChaCha20Rng {
     ChaCha20Rng::seed_from_u64(seed)
 }
 
+/// The control plane's signing authority in these tests (deterministic:
+/// the same key in every run; replicas share it).
+pub fn authority() -> Arc<Authority> {
+    static AUTHORITY: OnceLock<Arc<Authority>> = OnceLock::new();
+    AUTHORITY
+        .get_or_init(|| Arc::new(Authority::generate(&mut ChaCha20Rng::seed_from_u64(0xA11))))
+        .clone()
+}
+
+/// The request the control plane signs for `epoch`.
+pub fn reconfigure_msg(cp: &ControlPlane, epoch: Epoch) -> ReconfigureMsg {
+    let view = cp.config(epoch).expect("epoch exists");
+    ReconfigureMsg {
+        rack_id: view.rack_id,
+        epoch,
+        last_committed_epoch: view.last_committed_epoch,
+        members: view.members.keys().cloned().collect(),
+        threshold: view.threshold,
+        coordinator: view.coordinator.clone(),
+    }
+}
+
 /// A made-up digest, stable per (epoch, member).
 pub fn digest(epoch: Epoch, member: &BaseboardId) -> ShareDigest {
     let mut d = [0u8; 32];
@@ -67,6 +91,7 @@ pub fn fake_config(cp: &ControlPlane, epoch: Epoch) -> Configuration {
         members: view.members.keys().map(|m| (m.clone(), digest(epoch, m))).collect(),
         threshold: view.threshold,
         encrypted_rack_secrets: view.last_committed_epoch.map(|_| sealed(epoch)),
+        reconfigure: Box::new(cp.authority().sign_reconfigure(reconfigure_msg(cp, epoch)).unwrap()),
     }
 }
 
@@ -91,7 +116,7 @@ pub fn state(cp: &ControlPlane, epoch: Epoch) -> ConfigState {
 }
 
 pub fn default_cp() -> Controller {
-    Controller::new(ControlPlaneConfig::default())
+    Controller::new(ControlPlaneConfig::default(), authority())
 }
 
 /// Drives the latest (preparing) configuration to committing: sends the
@@ -146,7 +171,7 @@ pub fn committed_rack_with(
     members: &BTreeSet<BaseboardId>,
     r: &mut ChaCha20Rng,
 ) -> Controller {
-    let mut cp = Controller::new(config);
+    let mut cp = Controller::new(config, authority());
     let epoch = cp.initialize(rack(), members.clone(), t(-100), r).unwrap();
     prepare(&mut cp, members, t(-99), r);
     commit_pass(&mut cp, &BTreeSet::new(), t(-98), r);

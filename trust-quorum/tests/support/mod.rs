@@ -14,13 +14,16 @@
 )]
 
 use std::collections::BTreeSet;
+use std::sync::{Arc, OnceLock};
 
 use rand_chacha::ChaCha20Rng;
-use rand_core::Rng;
+use rand_core::{Rng, SeedableRng};
 use tq_types::{
-    BaseboardId, CommitRequest, CommitStatus, CoordinatorStatus, Envelope, Epoch,
-    PrepareAndCommitRequest, RackId, ReconfigureMsg, Threshold,
+    AuthorityKey, BaseboardId, CommitCertificate, CommitRequest, CommitStatus, CommittedConfig,
+    Configuration, CoordinatorStatus, Envelope, Epoch, PeerMsg, PeerMsgKind,
+    PrepareAndCommitRequest, RackId, ReconfigureMsg, SignedReconfigure, Threshold,
 };
+use trust_quorum::crypto::authority::Authority;
 use trust_quorum::harness::Rack;
 use trust_quorum::node::Reply;
 use trust_quorum::{Node, NodeCtx, PersistentState};
@@ -37,6 +40,70 @@ pub fn rack() -> RackId {
     RackId(uuid::Uuid::from_u128(0x0dbe_f452_a6dd_4831_bbdc_769e_a335_3f28))
 }
 
+/// The control plane's signing authority every test node trusts
+/// (deterministic: the same key in every run).
+pub fn authority() -> Arc<Authority> {
+    static AUTHORITY: OnceLock<Arc<Authority>> = OnceLock::new();
+    AUTHORITY
+        .get_or_init(|| Arc::new(Authority::generate(&mut ChaCha20Rng::seed_from_u64(0xA11))))
+        .clone()
+}
+
+/// The public key of [`authority`], which the nodes are given.
+pub fn authority_key() -> AuthorityKey {
+    authority().public_key()
+}
+
+/// Another authority, which no node trusts (an attacker's key).
+pub fn rogue_authority() -> Authority {
+    Authority::generate(&mut ChaCha20Rng::seed_from_u64(0xBAD))
+}
+
+/// `msg` signed by the trusted authority.
+pub fn sign(msg: ReconfigureMsg) -> SignedReconfigure {
+    authority().sign_reconfigure(msg).unwrap()
+}
+
+/// The trusted authority's certificate that `config` is committed.
+pub fn certify(config: &Configuration) -> CommitCertificate {
+    authority().certify(config).unwrap()
+}
+
+/// `config` with the trusted authority's certificate.
+pub fn committed_config(config: &Configuration) -> CommittedConfig {
+    CommittedConfig { config: config.clone(), certificate: certify(config) }
+}
+
+/// The request for `epoch` on this test rack, coordinated by
+/// `coordinator`, with threshold `k`, unsigned.
+pub fn reconfigure_msg(
+    coordinator: &BaseboardId,
+    epoch: u64,
+    last: Option<u64>,
+    members: &BTreeSet<BaseboardId>,
+    k: u8,
+) -> ReconfigureMsg {
+    ReconfigureMsg {
+        rack_id: rack(),
+        epoch: Epoch(epoch),
+        last_committed_epoch: last.map(Epoch),
+        members: members.clone(),
+        threshold: Threshold(k),
+        coordinator: coordinator.clone(),
+    }
+}
+
+/// The commit request for a configuration, with its certificate.
+pub fn commit_request(config: &Configuration) -> CommitRequest {
+    CommitRequest { rack_id: config.rack_id, epoch: config.epoch, certificate: certify(config) }
+}
+
+/// The prepare-and-commit request for a configuration, with its
+/// certificate.
+pub fn prepare_and_commit_request(config: &Configuration) -> PrepareAndCommitRequest {
+    PrepareAndCommitRequest { config: config.clone(), certificate: certify(config) }
+}
+
 pub struct Cluster {
     pub rack: Rack,
 }
@@ -44,7 +111,7 @@ pub struct Cluster {
 impl Cluster {
     /// `n` sleds, all up and connected, rngs seeded from `seed`.
     pub fn new(n: usize, seed: u64) -> Self {
-        Cluster { rack: Rack::new((0..n).map(id), seed) }
+        Cluster { rack: Rack::new((0..n).map(id), authority_key(), seed) }
     }
 
     /// What `who` wrote durably.
@@ -135,13 +202,8 @@ impl Cluster {
         last: Option<u64>,
         members: &BTreeSet<BaseboardId>,
     ) {
-        let msg = ReconfigureMsg {
-            rack_id: rack(),
-            epoch: Epoch(epoch),
-            last_committed_epoch: last.map(Epoch),
-            members: members.clone(),
-            threshold: Threshold((members.len() / 2 + 1) as u8),
-        };
+        let k = (members.len() / 2 + 1) as u8;
+        let msg = sign(reconfigure_msg(coordinator, epoch, last, members, k));
         self.request(coordinator, |n, ctx| n.coordinate_reconfiguration(ctx, msg)).unwrap();
     }
 
@@ -168,11 +230,11 @@ impl Cluster {
                     continue;
                 }
                 let answer = if acked.contains(m) {
-                    let req = CommitRequest { rack_id: rack(), epoch: Epoch(epoch) };
+                    let req = commit_request(&config);
                     self.request(m, |n, ctx| n.commit_configuration(ctx, req))
                         .map_err(|e| e.to_string())
                 } else {
-                    let req = PrepareAndCommitRequest { config: config.clone() };
+                    let req = prepare_and_commit_request(&config);
                     self.request(m, |n, ctx| n.prepare_and_commit(ctx, req))
                         .map_err(|e| e.to_string())
                 };
@@ -225,4 +287,99 @@ impl Cluster {
             .flat_map(|(k, ctx)| ctx.alarms().iter().map(move |a| (k.clone(), a.clone())))
             .collect()
     }
+}
+
+// ---- the rejection tests' rack and checks ----
+
+pub fn other_rack() -> RackId {
+    RackId(uuid::Uuid::from_u128(0xbad))
+}
+
+/// Epoch 1 committed on sleds 0..5 of 6 (sled 5 is a spare).
+pub fn epoch1_committed() -> Cluster {
+    let mut c = Cluster::new(6, 3);
+    c.reconfigure_and_commit(&id(0), 1, None, &ids(0..5));
+    c
+}
+
+pub fn disk(c: &Cluster, who: usize) -> Vec<u8> {
+    c.state(&id(who)).encode().unwrap()
+}
+
+/// Runs `f` on sled `who` and checks it changed nothing durable, sent
+/// nothing and raised no alarm.
+pub fn assert_no_effect<T>(
+    c: &mut Cluster,
+    who: usize,
+    f: impl FnOnce(&mut Node, &mut NodeCtx) -> T,
+) -> T {
+    let before = disk(c, who);
+    let sent = c.sent().len();
+    let out = c.call(&id(who), f);
+    assert_eq!(disk(c, who), before, "persistent state changed");
+    assert_eq!(c.sent().len(), sent, "something was sent: {:?}", &c.sent()[sent..]);
+    assert!(c.alarms().is_empty(), "alarms: {:?}", c.alarms());
+    out
+}
+
+/// [`assert_no_effect`] for a control-plane request: its answer, released.
+pub fn assert_no_effect_req<T>(
+    c: &mut Cluster,
+    who: usize,
+    f: impl FnOnce(&mut Node, &mut NodeCtx) -> Reply<T>,
+) -> T {
+    let before = disk(c, who);
+    let sent = c.sent().len();
+    let out = c.request(&id(who), f);
+    assert_eq!(disk(c, who), before, "persistent state changed");
+    assert_eq!(c.sent().len(), sent, "something was sent: {:?}", &c.sent()[sent..]);
+    assert!(c.alarms().is_empty(), "alarms: {:?}", c.alarms());
+    out
+}
+
+pub fn msg(kind: PeerMsgKind) -> PeerMsg {
+    PeerMsg { rack_id: rack(), kind }
+}
+
+/// A request for sled `coordinator` on this test rack, unsigned.
+pub fn request(
+    coordinator: usize,
+    epoch: u64,
+    last: Option<u64>,
+    members: BTreeSet<BaseboardId>,
+    k: u8,
+) -> ReconfigureMsg {
+    reconfigure_msg(&id(coordinator), epoch, last, &members, k)
+}
+
+/// A request for sled `coordinator`, signed by the authority.
+pub fn signed_request(
+    coordinator: usize,
+    epoch: u64,
+    last: Option<u64>,
+    members: BTreeSet<BaseboardId>,
+    k: u8,
+) -> SignedReconfigure {
+    sign(request(coordinator, epoch, last, members, k))
+}
+
+/// The Prepare envelope for `to` queued by a coordinator of epoch 2.
+pub fn pending_prepare(c: &mut Cluster, to: usize) -> Envelope {
+    let i = c
+        .net()
+        .iter()
+        .position(|e| e.to == id(to) && matches!(e.msg.kind, PeerMsgKind::Prepare { .. }))
+        .expect("a queued prepare");
+    c.net().remove(i)
+}
+
+/// Starts epoch 2 ({0..5}) at sled 1 and delivers until the prepares are
+/// queued (old shares collected), leaving them undelivered.
+pub fn epoch2_prepares_queued() -> Cluster {
+    let mut c = epoch1_committed();
+    c.reconfigure(&id(1), 2, Some(1), &ids(0..6));
+    while !c.net().iter().any(|e| matches!(e.msg.kind, PeerMsgKind::Prepare { .. })) {
+        c.deliver_at(0);
+    }
+    c
 }
