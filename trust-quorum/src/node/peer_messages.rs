@@ -130,10 +130,13 @@ impl Node {
         rack_id: RackId,
         epoch: Epoch,
     ) {
+        let silent = ctx.has_bug(PlantedBug::NeverTellExpunged);
         let state = ctx.persistent_state();
         if let Some(latest) = state.latest_committed_config().filter(|c| c.epoch > epoch) {
             let kind = if latest.is_member(&from) {
                 PeerMsgKind::CommitAdvance(latest.clone())
+            } else if silent {
+                return;
             } else {
                 PeerMsgKind::Expunged(latest.epoch)
             };
@@ -142,13 +145,19 @@ impl Node {
         }
         if let Some(config) = state.config(epoch) {
             if !config.is_member(&from) {
-                ctx.send(from, rack_id, PeerMsgKind::Expunged(epoch));
+                if !silent {
+                    ctx.send(from, rack_id, PeerMsgKind::Expunged(epoch));
+                }
                 return;
             }
         }
-        match state.share(epoch).cloned() {
-            Some(share) => ctx.send(from, rack_id, PeerMsgKind::Share { epoch, share }),
-            None => tracing::debug!(node = %ctx.id(), %from, %epoch, "no share to give"),
+        if state.share(epoch).is_none() {
+            tracing::debug!(node = %ctx.id(), %from, %epoch, "no share to give");
+            return;
+        }
+        // A share that fails its digest raised an alarm and is not sent.
+        if let Some(share) = ctx.checked_own_share(epoch) {
+            ctx.send(from, rack_id, PeerMsgKind::Share { epoch, share });
         }
     }
 
