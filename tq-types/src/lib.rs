@@ -41,4 +41,5 @@ pub use messages::{
 };
 pub use status::{
     Alarm, CommitStatus, CoordinatorStatus, ExpungedMetadata, NodeStatus, ShareComputationFailure,
+    StateCorruption,
 };

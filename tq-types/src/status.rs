@@ -77,6 +77,26 @@ pub enum Alarm {
         /// The epoch whose secret could not be rebuilt.
         epoch: Epoch,
     },
+    /// This node's own durable state turned out corrupt at `epoch` when it
+    /// was about to be used; the corrupt share or configuration was not used.
+    CorruptState {
+        /// The epoch concerned.
+        epoch: Epoch,
+        /// What is wrong.
+        reason: StateCorruption,
+    },
+}
+
+/// What [`Alarm::CorruptState`] found wrong in a node's own durable state.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StateCorruption {
+    /// The node's own share does not match its digest in the stored
+    /// configuration (or that configuration is missing or does not list the
+    /// node).
+    ShareDigestMismatch,
+    /// The epoch is recorded as committed but its configuration is missing.
+    CommittedConfigurationMissing,
 }
 
 /// Why computing a missed share failed.

@@ -25,11 +25,15 @@ macro_rules! planted_bug {
             /// K + Z.
             CommitAtThreshold,
             /// Nodes take shares from peers without checking them against the
-            /// sender's digest.
+            /// sender's digest, and use their own stored share without
+            /// checking it against their own digest.
             SkipShareDigestCheck,
             /// Nodes acknowledge prepares for epochs older than their latest
             /// committed one.
             AckStalePrepare,
+            /// Members never tell a removed node that asks them for a share
+            /// that it was expunged.
+            NeverTellExpunged,
         }
     };
 }

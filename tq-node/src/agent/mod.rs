@@ -19,6 +19,7 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
+use trust_quorum::node::PersistentStateError;
 use trust_quorum::{Node, NodeCtx, PersistentState};
 
 use self::actor::{Actor, Stop};
@@ -46,13 +47,15 @@ pub enum StartError {
         /// Why.
         source: std::io::Error,
     },
-    /// A valid file holds a state that does not decode.
-    #[error("the durable state in {paths:?} does not decode: {reason}")]
+    /// A valid file holds a state that does not decode, or that is not a
+    /// valid state of this sled.
+    #[error("the durable state in {paths:?} is unusable: {reason}")]
     Decode {
         /// The two copies.
         paths: [PathBuf; 2],
-        /// Why.
-        reason: String,
+        /// Why: the typed decode or validation error, naming the broken
+        /// rule and its epoch.
+        reason: PersistentStateError,
     },
     /// The TLS identity cannot be loaded.
     #[error("TLS identity: {0}")]
@@ -167,7 +170,7 @@ pub async fn start(config: &AgentConfig) -> Result<AgentHandle, StartError> {
     }
     let state = match &opened.payload {
         Some(bytes) => PersistentState::decode(bytes)
-            .map_err(|e| StartError::Decode { paths: paths.clone(), reason: e.to_string() })?,
+            .map_err(|reason| StartError::Decode { paths: paths.clone(), reason })?,
         None => PersistentState::new(config.authority_key),
     };
     if *state.authority() != config.authority_key {
@@ -179,7 +182,10 @@ pub async fn start(config: &AgentConfig) -> Result<AgentHandle, StartError> {
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed).map_err(|e| StartError::Random(e.to_string()))?;
     let rng = ChaCha20Rng::from_seed(seed);
-    let mut ctx = NodeCtx::with_persistent_state(config.id.clone(), state, rng);
+    // Refuses a state whose shares are not this sled's (for example a copy
+    // of another sled's files).
+    let mut ctx = NodeCtx::try_with_persistent_state(config.id.clone(), state, rng)
+        .map_err(|invalid| StartError::Decode { paths: paths.clone(), reason: invalid.into() })?;
     let node = Node::new(&mut ctx);
     let latest = ctx.persistent_state().latest_committed_epoch();
     tracing::info!(sled = %config.id, generation = opened.storage.generation(), latest_committed = ?latest, "state loaded");
@@ -272,4 +278,119 @@ where
             tracing::error!(%error, "HTTP server failed");
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use tq_types::{BaseboardId, CommitRequest, Epoch, RackId, ReconfigureMsg, Threshold};
+    use trust_quorum::crypto::authority::Authority;
+    use trust_quorum::harness::Rack;
+
+    use super::*;
+    use crate::config::TlsPaths;
+
+    fn sled(i: u8) -> BaseboardId {
+        format!("P:{i}").parse().unwrap()
+    }
+
+    fn authority() -> Authority {
+        Authority::from_secret_bytes(&[5; 32])
+    }
+
+    /// The states of three sleds after committing epoch 1.
+    fn committed_states() -> Vec<PersistentState> {
+        let ids: BTreeSet<BaseboardId> = (0..3).map(sled).collect();
+        let authority = authority();
+        let mut rack = Rack::new(ids.iter().cloned(), authority.public_key(), 1);
+        let rack_id = RackId(uuid::Uuid::from_u128(1));
+        let msg = ReconfigureMsg {
+            rack_id,
+            epoch: Epoch(1),
+            last_committed_epoch: None,
+            members: ids.clone(),
+            threshold: Threshold(2),
+            coordinator: sled(0),
+        };
+        let msg = authority.sign_reconfigure(msg).unwrap();
+        rack.request(&sled(0), |n, ctx| n.coordinate_reconfiguration(ctx, msg)).unwrap().unwrap();
+        rack.deliver_all().unwrap();
+        let config = rack.state(&sled(0)).config(Epoch(1)).unwrap().clone();
+        let certificate = authority.certify(&config).unwrap();
+        for id in &ids {
+            let req = CommitRequest { rack_id, epoch: Epoch(1), certificate };
+            rack.request(id, |n, ctx| n.commit_configuration(ctx, req)).unwrap().unwrap();
+        }
+        ids.iter().map(|id| rack.state(id).clone()).collect()
+    }
+
+    /// Starts sled 0 on files holding `payload`, trusting `authority_key`;
+    /// returns the start error.
+    async fn start_with(payload: &[u8], authority_key: tq_types::AuthorityKey) -> StartError {
+        let dir = tempfile::tempdir().unwrap();
+        let data_dirs = [dir.path().join("a"), dir.path().join("b")];
+        for d in &data_dirs {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        let paths = [data_dirs[0].join(FILE_NAMES[0]), data_dirs[1].join(FILE_NAMES[1])];
+        Storage::open(paths).unwrap().storage.write(payload).unwrap();
+        let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let missing = dir.path().join("missing.pem");
+        let config = AgentConfig {
+            id: sled(0),
+            data_dirs,
+            peer_listen: any,
+            control_listen: any,
+            local_listen: any,
+            authority_key,
+            tls: TlsPaths { ca: missing.clone(), cert: missing.clone(), key: missing },
+            peers: Vec::new(),
+        };
+        match start(&config).await {
+            Ok(_) => panic!("started on a bad state"),
+            Err(err) => err,
+        }
+    }
+
+    /// [`start_with`] under the authority the states trust, for a decode
+    /// error; returns its message.
+    async fn start_on(payload: &[u8]) -> String {
+        match start_with(payload, authority().public_key()).await {
+            err @ StartError::Decode { .. } => err.to_string(),
+            other => panic!("not a decode error: {other}"),
+        }
+    }
+
+    /// A state that trusts another authority than the configuration names
+    /// is refused (rotation is out of scope).
+    #[tokio::test]
+    async fn a_state_of_another_authority_is_refused() {
+        let states = committed_states();
+        let other = Authority::from_secret_bytes(&[6; 32]).public_key();
+        match start_with(&states[0].encode().unwrap(), other).await {
+            StartError::AuthorityMismatch { stored, configured } => {
+                assert_eq!(stored, authority().public_key());
+                assert_eq!(configured, other);
+            }
+            err => panic!("not an authority mismatch: {err}"),
+        }
+    }
+
+    /// A state that does not decode, or is another sled's, stops the start
+    /// with a message naming the reason.
+    #[tokio::test]
+    async fn an_unusable_state_is_refused_with_its_reason() {
+        let states = committed_states();
+        let mut flipped = states[0].encode().unwrap();
+        let last = flipped.len() - 1;
+        flipped[last] ^= 1;
+        let msg = start_on(&flipped).await;
+        assert!(msg.ends_with("is unusable: persistent state checksum mismatch"), "{msg}");
+        let theirs = states[1].encode().unwrap();
+        let msg = start_on(&theirs).await;
+        assert!(msg.ends_with("share of epoch 1 is not this node's"), "{msg}");
+        let msg = start_on(b"\x00old").await;
+        assert!(msg.contains("format version 0, this build reads version 1"), "{msg}");
+    }
 }

@@ -16,6 +16,7 @@
 
 mod control_ops;
 mod node_inputs;
+pub mod persistent;
 mod scenario;
 mod sim_seed;
 

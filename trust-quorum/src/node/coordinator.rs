@@ -7,7 +7,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use tq_types::{Alarm, BaseboardId, Configuration, CoordinatorStatus, Epoch, PeerMsgKind, Share};
+use tq_types::{
+    Alarm, BaseboardId, Configuration, CoordinatorStatus, Epoch, PeerMsgKind, Share,
+    StateCorruption,
+};
 
 use super::ctx::NodeCtx;
 use super::share_collector::ShareCollector;
@@ -80,18 +83,18 @@ impl Coordinator {
         let old = match msg.last_committed_epoch {
             None => None,
             Some(last) => {
-                let state = ctx.persistent_state();
-                let old_config = state.config(last).cloned();
-                let own = state.share(last).cloned();
-                match old_config {
-                    Some(c) => Some(ShareCollector::new(c, own.map(|s| (me.clone(), s)))),
-                    None => {
-                        // Validation checked that `last` is the latest
-                        // committed epoch, whose configuration is stored.
-                        debug_assert!(false, "committed configuration missing");
-                        return None;
-                    }
-                }
+                // Validation checked that `last` is the latest committed
+                // epoch, whose configuration a valid state stores.
+                let Some(old_config) = ctx.persistent_state().config(last).cloned() else {
+                    ctx.raise_alarm(Alarm::CorruptState {
+                        epoch: last,
+                        reason: StateCorruption::CommittedConfigurationMissing,
+                    });
+                    return None;
+                };
+                // A corrupt own share raised an alarm: collect K from peers.
+                let own = ctx.checked_own_share(last);
+                Some(ShareCollector::new(old_config, own.map(|s| (me.clone(), s))))
             }
         };
         let mut coordinator = match old {

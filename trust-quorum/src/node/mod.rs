@@ -54,7 +54,11 @@ use self::secret_loader::SecretLoader;
 use crate::crypto::RackSecret;
 
 pub use self::ctx::{NodeCtx, NodeRng};
-pub use self::persistent::{MAX_PERSISTENT_STATE_LEN, PersistentState};
+pub use self::persistent::{
+    InvalidPersistentState, MAX_COMMITS, MAX_CONFIGS, MAX_ID_FIELD_LEN, MAX_PERSISTENT_STATE_LEN,
+    MAX_SEALED_DATA_LEN, MAX_SHARES, PERSISTENT_CHECKSUM_CONTEXT, PERSISTENT_CHECKSUM_LEN,
+    PERSISTENT_FORMAT_VERSION, PersistentState, PersistentStateError, PersistentStateParts,
+};
 pub use self::write::{PendingWrite, Persisted, Reply, Write};
 
 /// One sled's protocol state machine (in-memory part).

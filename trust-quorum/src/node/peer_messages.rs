@@ -137,11 +137,14 @@ impl Node {
         rack_id: RackId,
         epoch: Epoch,
     ) {
+        let silent = ctx.has_bug(PlantedBug::NeverTellExpunged);
         let state = ctx.persistent_state();
         let latest = state.latest_committed();
         if let Some(latest) = latest.filter(|c| c.config.epoch > epoch) {
             let kind = if latest.config.is_member(&from) {
                 PeerMsgKind::CommitAdvance(latest)
+            } else if silent {
+                return;
             } else {
                 PeerMsgKind::Expunged(latest)
             };
@@ -152,16 +155,20 @@ impl Node {
             // Only a committed configuration that leaves the asker out,
             // with its certificate, may tell it it was removed.
             match state.latest_committed().filter(|c| !c.config.is_member(&from)) {
-                Some(latest) => ctx.send(from, rack_id, PeerMsgKind::Expunged(latest)),
-                None => {
+                Some(latest) if !silent => ctx.send(from, rack_id, PeerMsgKind::Expunged(latest)),
+                _ => {
                     tracing::debug!(node = %ctx.id(), %from, %epoch, "share request from a non-member ignored")
                 }
             }
             return;
         }
-        match state.share(epoch).cloned() {
-            Some(share) => ctx.send(from, rack_id, PeerMsgKind::Share { epoch, share }),
-            None => tracing::debug!(node = %ctx.id(), %from, %epoch, "no share to give"),
+        if state.share(epoch).is_none() {
+            tracing::debug!(node = %ctx.id(), %from, %epoch, "no share to give");
+            return;
+        }
+        // A share that fails its digest raised an alarm and is not sent.
+        if let Some(share) = ctx.checked_own_share(epoch) {
+            ctx.send(from, rack_id, PeerMsgKind::Share { epoch, share });
         }
     }
 

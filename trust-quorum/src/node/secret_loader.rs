@@ -54,8 +54,11 @@ impl SecretLoader {
             }
             _ => {}
         }
-        let own = state.share(latest_epoch).cloned().map(|s| (ctx.id().clone(), s));
-        let collector = ShareCollector::new(latest.clone(), own);
+        let latest = latest.clone();
+        // The own share is checked against its digest first; a corrupt one
+        // raised an alarm and the K shares must all come from peers.
+        let own = ctx.checked_own_share(latest_epoch).map(|s| (ctx.id().clone(), s));
+        let collector = ShareCollector::new(latest, own);
         collector.request_from_connected(ctx);
         self.collector = Some(collector);
         // A threshold of one own share cannot happen (K >= 2), but finish

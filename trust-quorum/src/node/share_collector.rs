@@ -33,7 +33,8 @@ pub(crate) struct ShareCollector {
 
 impl ShareCollector {
     /// Starts collecting shares of `config`, optionally seeded with this
-    /// node's own (already trusted) share.
+    /// node's own share, already checked against its digest
+    /// (`NodeCtx::checked_own_share`).
     pub(crate) fn new(config: Configuration, own: Option<(BaseboardId, Share)>) -> Self {
         let mut collected = BTreeMap::new();
         if let Some((id, share)) = own {

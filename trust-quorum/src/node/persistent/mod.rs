@@ -1,16 +1,38 @@
-//! A node's durable state (docs/protocol.md section 2.1).
+//! A node's durable state (docs/protocol.md section 2.1), its versioned
+//! encoding, and the checks that make a decoded state trustworthy.
+//!
+//! - `mod.rs`: [`PersistentState`], its views and crate-private mutators;
+//! - `encoding.rs`: the encoding (a format-version byte, a checksum, then
+//!   postcard), decoding with validation, and conversions to and from plain
+//!   parts;
+//! - `limits.rs`: the format version and the documented size bounds;
+//! - `validate.rs`: the rules every state obeys;
+//! - `error.rs`: the typed errors of decoding and validation;
+//! - `own_share.rs`: the node-side uses, which need the node's id: loading
+//!   a state for a node ([`NodeCtx::try_with_persistent_state`]) and checking
+//!   the node's own share against its digest before every use.
+//!
+//! [`NodeCtx::try_with_persistent_state`]: super::NodeCtx::try_with_persistent_state
+
+mod encoding;
+mod error;
+mod limits;
+mod own_share;
+mod validate;
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
-use tq_types::codec::{self, DecodeError, EncodeError};
 use tq_types::{
     AuthorityKey, CommitCertificate, CommittedConfig, Configuration, Epoch, ExpungedMetadata,
     RackId, Share,
 };
 
-/// The largest encoded persistent state accepted by [`PersistentState::decode`].
-pub const MAX_PERSISTENT_STATE_LEN: usize = 64 << 20;
+pub use self::error::{InvalidPersistentState, PersistentStateError};
+pub use self::limits::{
+    MAX_COMMITS, MAX_CONFIGS, MAX_ID_FIELD_LEN, MAX_PERSISTENT_STATE_LEN, MAX_SEALED_DATA_LEN,
+    MAX_SHARES, PERSISTENT_CHECKSUM_CONTEXT, PERSISTENT_CHECKSUM_LEN, PERSISTENT_FORMAT_VERSION,
+};
 
 /// Everything a node must keep across restarts: the control plane's
 /// authority key, configurations and its own shares by epoch, committed
@@ -22,7 +44,13 @@ pub const MAX_PERSISTENT_STATE_LEN: usize = 64 << 20;
 /// changes the state
 /// only through [`NodeCtx`](super::NodeCtx), which raises a flag telling the
 /// embedder to write it durably before sending anything.
+///
+/// A state from outside the library ([`decode`](Self::decode),
+/// [`TryFrom<PersistentStateParts>`], serde) always passes the checks of
+/// [`InvalidPersistentState`]; [`validate`](Self::validate) adds the ones that
+/// need the node's id.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[serde(try_from = "PersistentStateParts")]
 pub struct PersistentState {
     authority: AuthorityKey,
     configs: BTreeMap<Epoch, Configuration>,
@@ -30,6 +58,25 @@ pub struct PersistentState {
     commits: BTreeSet<Epoch>,
     certificates: BTreeMap<Epoch, CommitCertificate>,
     expunged: Option<ExpungedMetadata>,
+}
+
+/// The fields of a [`PersistentState`] as plain data, in encoding order: to
+/// inspect a state ([`PersistentState::to_parts`]) or to build one, which
+/// [`PersistentState::try_from`] validates.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct PersistentStateParts {
+    /// The control plane's authority key.
+    pub authority: AuthorityKey,
+    /// Configurations by epoch.
+    pub configs: BTreeMap<Epoch, Configuration>,
+    /// The node's own shares by epoch.
+    pub shares: BTreeMap<Epoch, Share>,
+    /// Committed epochs.
+    pub commits: BTreeSet<Epoch>,
+    /// The certificates of committed (or learned-committed) epochs.
+    pub certificates: BTreeMap<Epoch, CommitCertificate>,
+    /// The expunged marker.
+    pub expunged: Option<ExpungedMetadata>,
 }
 
 impl PersistentState {
@@ -66,16 +113,6 @@ impl PersistentState {
         Some(CommittedConfig { config, certificate })
     }
 
-    /// Encodes the state for durable storage.
-    pub fn encode(&self) -> Result<Vec<u8>, EncodeError> {
-        codec::encode(self)
-    }
-
-    /// Decodes a state read back from durable storage.
-    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        codec::decode(bytes, MAX_PERSISTENT_STATE_LEN)
-    }
-
     /// The stored configuration of `epoch`.
     pub fn config(&self, epoch: Epoch) -> Option<&Configuration> {
         self.configs.get(&epoch)
@@ -86,7 +123,8 @@ impl PersistentState {
         &self.configs
     }
 
-    /// This node's share of `epoch`.
+    /// This node's share of `epoch`, unchecked: the node itself checks it
+    /// against its digest before every use.
     pub fn share(&self, epoch: Epoch) -> Option<&Share> {
         self.shares.get(&epoch)
     }
@@ -191,9 +229,15 @@ impl PersistentState {
         }
     }
 
-    /// Records `epoch` as committed. Returns whether it was new.
+    /// Records `epoch` as committed. Returns whether it was new. An epoch
+    /// that is not prepared is never recorded (callers check first; a state
+    /// with such a commit would not decode).
     pub(crate) fn insert_commit(&mut self, epoch: Epoch) -> bool {
         debug_assert!(self.is_prepared(epoch), "commit of an unprepared epoch");
+        if !self.is_prepared(epoch) {
+            tracing::error!(%epoch, "commit of an unprepared epoch refused");
+            return false;
+        }
         self.commits.insert(epoch)
     }
 

@@ -1,0 +1,186 @@
+//! Real persisted states for the persistent-state tests, and a small rack of
+//! `harness::Sled`s started from chosen disks.
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::panic,
+    missing_docs,
+    unreachable_pub
+)]
+
+use std::collections::BTreeMap;
+
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+use tq_types::{
+    Alarm, BaseboardId, CommitRequest, CommitStatus, Envelope, Epoch, LoadRackSecretError,
+    ReconfigureMsg, Threshold,
+};
+use trust_quorum::harness::Sled;
+use trust_quorum::node::Reply;
+use trust_quorum::{Node, NodeCtx, PersistentState, RackSecret};
+
+use crate::support::{Cluster, id, ids, rack};
+
+/// A rack after: epoch 1 (sleds 0-3) committed, epoch 2 (sleds 0-4)
+/// committed, epoch 3 (sleds 0, 1, 2, 4) committed, epoch 4 (the same
+/// members) prepared but never committed, and sled 3, removed at epoch 3,
+/// told so while loading a secret.
+///
+/// Sled 0 then holds 4 configurations (3 with sealed secrets), 4 shares, 3
+/// commits; sled 3 holds 2 of each and the expunged marker.
+pub struct RealRack {
+    pub cluster: Cluster,
+    /// The secrets of epochs 1 to 3, as sled 1 loads them.
+    pub secrets: BTreeMap<u64, RackSecret>,
+}
+
+pub fn real_rack() -> RealRack {
+    let mut c = Cluster::new(5, 12);
+    c.reconfigure_and_commit(&id(0), 1, None, &ids(0..4));
+    c.reconfigure_and_commit(&id(1), 2, Some(1), &ids(0..5));
+    c.reconfigure_and_commit(&id(2), 3, Some(2), &ids([0, 1, 2, 4]));
+    c.reconfigure(&id(0), 4, Some(3), &ids([0, 1, 2, 4]));
+    c.deliver_all();
+    let pending = c.call(&id(3), |n, ctx| n.load_rack_secret(ctx, Epoch(2)));
+    assert_eq!(pending, Ok(None));
+    c.deliver_all();
+    assert!(c.state(&id(3)).expunged().is_some(), "sled 3 was told it is expunged");
+    let secrets = (1..=3).map(|e| (e, c.load_secret(&id(1), e))).collect();
+    let s0 = c.state(&id(0));
+    assert_eq!(s0.configs().len(), 4);
+    assert_eq!(s0.commits().len(), 3);
+    assert_eq!(s0.configs().values().filter(|c| c.encrypted_rack_secrets.is_some()).count(), 3);
+    RealRack { cluster: c, secrets }
+}
+
+/// `haystack`'s offset of the first occurrence of `needle`.
+pub fn find(haystack: &[u8], needle: &[u8]) -> usize {
+    haystack.windows(needle.len()).position(|w| w == needle).expect("bytes not found")
+}
+
+/// The offset of sled `me`'s share of `epoch` inside `bytes`, its encoded
+/// state (after the share's one-byte length prefix).
+pub fn share_offset(state: &PersistentState, bytes: &[u8], epoch: u64) -> usize {
+    let share = state.share(Epoch(epoch)).unwrap().as_bytes();
+    let mut needle = vec![u8::try_from(share.len()).unwrap()];
+    needle.extend_from_slice(share);
+    find(bytes, &needle) + 1
+}
+
+/// Sleds started from given disks, fully connected, with one FIFO network.
+pub struct Net {
+    pub sleds: BTreeMap<BaseboardId, Sled>,
+    pub queue: Vec<Envelope>,
+    pub sent: Vec<Envelope>,
+}
+
+impl Net {
+    /// Starts a sled on each disk (through `NodeCtx::with_persistent_state`,
+    /// which trusts its input), `setup` applied to each context, and
+    /// connects every pair.
+    pub fn boot(
+        disks: BTreeMap<BaseboardId, PersistentState>,
+        setup: impl Fn(&BaseboardId, &mut NodeCtx),
+    ) -> Net {
+        let mut net = Net { sleds: BTreeMap::new(), queue: Vec::new(), sent: Vec::new() };
+        for (i, (who, disk)) in disks.into_iter().enumerate() {
+            let mut sled = Sled::with_disk(who.clone(), disk);
+            sled.start_with(ChaCha20Rng::seed_from_u64(100 + i as u64), |ctx| setup(&who, ctx));
+            net.sleds.insert(who, sled);
+        }
+        let all: Vec<BaseboardId> = net.sleds.keys().cloned().collect();
+        for a in &all {
+            for b in all.iter().filter(|b| *b != a) {
+                net.call(a, |n, ctx| n.on_connect(ctx, b.clone()));
+            }
+        }
+        net
+    }
+
+    pub fn call<T>(
+        &mut self,
+        who: &BaseboardId,
+        f: impl FnOnce(&mut Node, &mut NodeCtx) -> T,
+    ) -> T {
+        let stepped = self.sleds.get_mut(who).unwrap().call(f).unwrap();
+        self.sent.extend(stepped.envelopes.iter().cloned());
+        self.queue.extend(stepped.envelopes);
+        stepped.value
+    }
+
+    pub fn request<T>(
+        &mut self,
+        who: &BaseboardId,
+        f: impl FnOnce(&mut Node, &mut NodeCtx) -> Reply<T>,
+    ) -> T {
+        let stepped = self.sleds.get_mut(who).unwrap().request(f).unwrap();
+        self.sent.extend(stepped.envelopes.iter().cloned());
+        self.queue.extend(stepped.envelopes);
+        stepped.value
+    }
+
+    pub fn deliver_all(&mut self) {
+        for _ in 0..100_000 {
+            if self.queue.is_empty() {
+                return;
+            }
+            let e = self.queue.remove(0);
+            let from = e.from.clone();
+            self.call(&e.to, |n, ctx| n.handle(ctx, from, e.msg));
+        }
+        panic!("the network never drained");
+    }
+
+    /// Loads the secret of `epoch` on `who`, delivering until it is ready.
+    pub fn load(
+        &mut self,
+        who: &BaseboardId,
+        epoch: u64,
+    ) -> Result<RackSecret, LoadRackSecretError> {
+        for _ in 0..10 {
+            match self.call(who, |n, ctx| n.load_rack_secret(ctx, Epoch(epoch))) {
+                Ok(Some(secret)) => return Ok(secret),
+                Ok(None) => self.deliver_all(),
+                Err(e) => return Err(e),
+            }
+        }
+        panic!("load of epoch {epoch} on {who} never completed");
+    }
+
+    pub fn alarms(&self, who: &BaseboardId) -> Vec<Alarm> {
+        self.sleds[who].live().unwrap().1.alarms().to_vec()
+    }
+
+    /// Coordinates `epoch` on `coordinator` for `members` (K = N/2 + 1),
+    /// delivers, and commits it on every member that acknowledged.
+    pub fn reconfigure_and_commit(
+        &mut self,
+        coordinator: &BaseboardId,
+        epoch: u64,
+        last: u64,
+        members: &[usize],
+    ) {
+        let members = ids(members.iter().copied());
+        let msg = ReconfigureMsg {
+            rack_id: rack(),
+            epoch: Epoch(epoch),
+            last_committed_epoch: Some(Epoch(last)),
+            members: members.clone(),
+            threshold: Threshold(u8::try_from(members.len() / 2 + 1).unwrap()),
+        };
+        self.request(coordinator, |n, ctx| n.coordinate_reconfiguration(ctx, msg)).unwrap();
+        self.deliver_all();
+        let status = self.request(coordinator, |n, _| n.coordinator_status()).unwrap();
+        assert_eq!(status.acked_prepares, members, "every member acknowledged");
+        for m in &members {
+            let req = CommitRequest { rack_id: rack(), epoch: Epoch(epoch) };
+            let answer = self.request(m, |n, ctx| n.commit_configuration(ctx, req));
+            assert_eq!(answer, Ok(CommitStatus::Committed));
+        }
+        self.deliver_all();
+    }
+}
