@@ -55,6 +55,9 @@ pub(crate) struct Replicas {
     replicas: Vec<Replica>,
     /// The control side's randomness.
     rng: ChaCha20Rng,
+    /// How many compare-and-set races replicas lost (for coverage; not
+    /// part of the world's digest).
+    races_lost: u64,
 }
 
 impl Replicas {
@@ -80,8 +83,15 @@ impl Replicas {
         if let Err(e) = initialized {
             tracing::error!(%e, "initialize failed");
         }
-        let mut replicas =
-            Replicas { observer: first, settings, store, rng, planted_bug, replicas: Vec::new() };
+        let mut replicas = Replicas {
+            observer: first,
+            settings,
+            store,
+            rng,
+            planted_bug,
+            replicas: Vec::new(),
+            races_lost: 0,
+        };
         replicas.replicas =
             (0..count).map(|_| Replica { cp: replicas.load_replica(), stale: false }).collect();
         replicas
@@ -102,6 +112,11 @@ impl Replicas {
     /// The stored ledger.
     pub(crate) fn ledger(&self) -> &Ledger {
         &self.store
+    }
+
+    /// How many compare-and-set races replicas lost so far.
+    pub(crate) fn races_lost(&self) -> u64 {
+        self.races_lost
     }
 
     /// The control side's randomness.
@@ -203,6 +218,7 @@ impl Replicas {
                 break;
             }
             tracing::debug!(replica = r, "lost a compare-and-set race; deciding again");
+            self.races_lost = self.races_lost.saturating_add(1);
             match self.load_replica() {
                 Some(fresh) => cp = fresh,
                 None => break,
