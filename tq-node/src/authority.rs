@@ -17,7 +17,7 @@ use tq_types::AuthorityKey;
 use trust_quorum::crypto::authority::Authority;
 use zeroize::Zeroizing;
 
-use crate::keys::{KeysError, write_file};
+use crate::files::create_new;
 
 /// The secret key's file name in a keys folder.
 pub const SECRET_FILE: &str = "authority.key";
@@ -27,7 +27,7 @@ pub const PUBLIC_FILE: &str = "authority.pub";
 /// Why an authority key file could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthorityFileError {
-    /// The file cannot be read.
+    /// The file cannot be read or written.
     #[error("{path}: {source}")]
     Io {
         /// The file.
@@ -57,19 +57,22 @@ pub struct AuthorityFiles {
 
 /// Generates an authority key from OS randomness and writes its two files
 /// under `dir` (never overwriting).
-pub fn generate(dir: &Path) -> Result<AuthorityFiles, KeysError> {
+pub fn generate(dir: &Path) -> Result<AuthorityFiles, AuthorityFileError> {
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |source| AuthorityFileError::Io { path, source }
+    };
     let mut seed = Zeroizing::new([0u8; 32]);
-    getrandom::fill(seed.as_mut_slice()).map_err(|e| KeysError::Io {
-        path: dir.to_owned(),
-        source: std::io::Error::other(e.to_string()),
-    })?;
+    getrandom::fill(seed.as_mut_slice())
+        .map_err(|e| std::io::Error::other(e.to_string()))
+        .map_err(io(dir))?;
     let authority = Authority::generate(&mut ChaCha20Rng::from_seed(*seed));
     let secret = dir.join(SECRET_FILE);
     let public = dir.join(PUBLIC_FILE);
     let hex = Zeroizing::new(hex::encode(authority.secret_bytes().as_slice()));
-    write_file(&secret, hex.as_bytes(), true)?;
+    create_new(&secret, hex.as_bytes(), true).map_err(io(&secret))?;
     let key = authority.public_key();
-    write_file(&public, format!("{key}\n").as_bytes(), false)?;
+    create_new(&public, format!("{key}\n").as_bytes(), false).map_err(io(&public))?;
     Ok(AuthorityFiles { secret, public, key })
 }
 

@@ -32,7 +32,6 @@
 //! is an error.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use rcgen::{
@@ -78,6 +77,9 @@ pub enum KeysError {
     /// A generated sled id is invalid.
     #[error("invalid sled id: {0}")]
     InvalidId(#[from] BaseboardIdError),
+    /// The authority key could not be generated or written.
+    #[error(transparent)]
+    Authority(#[from] crate::authority::AuthorityFileError),
     /// A CA certificate and key do not form a rack CA made by [`RackCa`].
     #[error("not a usable rack CA: {0}")]
     NotRackCa(String),
@@ -300,18 +302,7 @@ fn read_string(path: &Path) -> Result<String, KeysError> {
 
 /// Creates `path` (failing if it exists) and writes `contents`; a `secret`
 /// file is created with mode 0600 on unix.
-pub(crate) fn write_file(path: &Path, contents: &[u8], secret: bool) -> Result<(), KeysError> {
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(if secret { 0o600 } else { 0o644 });
-    }
-    #[cfg(not(unix))]
-    let _ = secret;
-    let io = |source| KeysError::Io { path: path.to_owned(), source };
-    let mut file = options.open(path).map_err(io)?;
-    file.write_all(contents).map_err(io)?;
-    file.sync_all().map_err(io)
+fn write_file(path: &Path, contents: &[u8], secret: bool) -> Result<(), KeysError> {
+    crate::files::create_new(path, contents, secret)
+        .map_err(|source| KeysError::Io { path: path.to_owned(), source })
 }

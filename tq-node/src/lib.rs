@@ -16,6 +16,7 @@ pub mod agent;
 pub mod api;
 pub mod authority;
 pub mod config;
+mod files;
 pub mod frame;
 pub mod keys;
 pub mod local;

@@ -8,7 +8,7 @@
 use std::io::{self, BufRead, Write};
 
 use serde::{Deserialize, Serialize};
-use tq_types::BaseboardId;
+use tq_types::{BaseboardId, Epoch};
 
 use crate::options::SimOptions;
 
@@ -91,10 +91,20 @@ pub enum Event {
         /// The sled.
         sled: BaseboardId,
     },
-    /// A sled asks for its rack secret (as when unlocking storage).
+    /// A sled asks for its rack secret (as when unlocking storage): the
+    /// secret of its latest committed epoch.
     LoadSecret {
         /// The sled.
         sled: BaseboardId,
+    },
+    /// A sled is asked for the secret of any epoch: a past one, its current
+    /// one or one it has not committed, so that every answer of the load
+    /// API happens.
+    LoadEpoch {
+        /// The sled.
+        sled: BaseboardId,
+        /// The requested epoch.
+        epoch: Epoch,
     },
     /// A control-plane replica runs one driver pass.
     ControlTick {

@@ -1,9 +1,9 @@
-//! Many seeds, in parallel.
+//! Many seeds, in parallel, with what they exercised summed.
 
 use std::sync::Mutex;
 use std::thread;
 
-use crate::{RunOutcome, SimOptions, run};
+use crate::{Coverage, RunOutcome, SimOptions, run};
 
 /// The combined result of exploring a range of seeds.
 #[derive(Debug)]
@@ -16,6 +16,12 @@ pub struct Exploration {
     pub failures: Vec<RunOutcome>,
     /// A digest over every run's digest, in seed order.
     pub digest: String,
+    /// What the runs exercised, summed.
+    pub coverage: Coverage,
+    /// Exemptions the checks used, summed over the runs.
+    pub exemptions_used: u64,
+    /// The most exemptions one run used.
+    pub max_exemptions: u64,
 }
 
 /// Runs every seed of `seeds` with `template`'s other options on `jobs`
@@ -52,13 +58,26 @@ pub fn explore(template: &SimOptions, seeds: std::ops::Range<u64>, jobs: usize) 
     let mut h = blake3::Hasher::new();
     let mut events = 0u64;
     let mut failures = Vec::new();
+    let mut coverage = Coverage::default();
+    let (mut exemptions_used, mut max_exemptions) = (0u64, 0u64);
     for (_, outcome) in results {
         h.update(outcome.digest.as_bytes());
         events = events.saturating_add(outcome.events);
+        coverage.add(&outcome.coverage);
+        exemptions_used = exemptions_used.saturating_add(outcome.exemptions_used);
+        max_exemptions = max_exemptions.max(outcome.exemptions_used);
         if !outcome.ok() {
             failures.push(outcome);
         }
     }
     let digest = hex::encode(h.finalize().as_bytes().get(..8).unwrap_or_default());
-    Exploration { seeds: total, events, failures, digest }
+    Exploration {
+        seeds: total,
+        events,
+        failures,
+        digest,
+        coverage,
+        exemptions_used,
+        max_exemptions,
+    }
 }

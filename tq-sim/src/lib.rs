@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 pub mod control;
+pub mod coverage;
 pub mod demo;
 pub mod event;
 pub mod explore;
@@ -30,6 +31,7 @@ pub mod world;
 
 use serde::{Deserialize, Serialize};
 
+pub use coverage::Coverage;
 pub use event::{Event, LogEntry, LogHeader};
 pub use faults::{FaultPlan, FaultPreset};
 pub use invariants::Violation;
@@ -61,6 +63,10 @@ pub struct RunOutcome {
     pub digest: String,
     /// The event log, when it was kept.
     pub log: Vec<LogEntry>,
+    /// What the run exercised.
+    pub coverage: Coverage,
+    /// How many exemptions the checks used ([`invariants::Checker::exemptions_used`]).
+    pub exemptions_used: u64,
 }
 
 impl RunOutcome {
@@ -83,8 +89,11 @@ pub fn run(options: &SimOptions, keep_log: bool) -> RunOutcome {
     let mut log = Vec::new();
     let mut step = 0u64;
     let mut failure = None;
-    let record = |sim: &mut Simulation, event: Event, step: &mut u64, log: &mut Vec<LogEntry>| {
+    let mut tally = coverage::Tally::default();
+    let mut record = |sim: &mut Simulation, event: Event, step: &mut u64| {
+        tally.before(&event, sim.world());
         sim.apply(&event);
+        tally.after(sim.world());
         if keep_log {
             log.push(LogEntry { step: *step, event, digest: sim.world().digest() });
         }
@@ -92,22 +101,20 @@ pub fn run(options: &SimOptions, keep_log: bool) -> RunOutcome {
     };
     while step < options.steps {
         let event = sim.next_event();
-        record(&mut sim, event, &mut step, &mut log);
+        record(&mut sim, event, &mut step);
         if let Some(v) = sim.violations().first() {
             failure = Some(Failure { violation: v.clone(), step: step.saturating_sub(1) });
             break;
         }
     }
     let liveness = if failure.is_none() {
-        let result = liveness::heal_and_drain(&mut sim, &mut |s, e| {
-            record(s, e, &mut step, &mut log);
-        });
+        let result = liveness::heal_and_drain(&mut sim, &mut |s, e| record(s, e, &mut step));
         if let Some(v) = sim.violations().first() {
             failure = Some(Failure { violation: v.clone(), step: step.saturating_sub(1) });
         }
         result
     } else {
-        Err("not run: a safety violation was found".to_owned())
+        Err("safety_violation: not run after a safety violation".to_owned())
     };
     RunOutcome {
         options: options.clone(),
@@ -116,5 +123,17 @@ pub fn run(options: &SimOptions, keep_log: bool) -> RunOutcome {
         liveness,
         digest: sim.world().digest(),
         log,
+        coverage: tally.finish(&sim),
+        exemptions_used: sim.checker().exemptions_used(),
     }
+}
+
+/// The name of every safety invariant a run can report: the checker's
+/// rules and the ledger rules (each has a firing test).
+pub fn invariant_names() -> Vec<&'static str> {
+    invariants::Checker::invariants()
+        .iter()
+        .copied()
+        .chain(ledger_rules::LedgerRules::names())
+        .collect()
 }

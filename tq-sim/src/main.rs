@@ -126,12 +126,14 @@ struct Summary {
     liveness_ok: bool,
     digest: String,
     elapsed_ms: u128,
+    /// What an exploration exercised (`explore --json` adds it as a key).
+    coverage: Option<serde_json::Value>,
 }
 
 impl Summary {
     fn print(&self, json: bool) {
         if json {
-            let v = serde_json::json!({
+            let mut v = serde_json::json!({
                 "seeds": self.seeds,
                 "events": self.events,
                 "violations": self.violations,
@@ -139,6 +141,9 @@ impl Summary {
                 "digest": self.digest,
                 "elapsed_ms": self.elapsed_ms,
             });
+            if let (Some(coverage), Some(map)) = (&self.coverage, v.as_object_mut()) {
+                map.insert("coverage".to_owned(), coverage.clone());
+            }
             println!("{v}");
         } else {
             println!(
@@ -254,6 +259,7 @@ fn main() -> ExitCode {
                 liveness_ok: outcome.liveness.is_ok(),
                 digest: outcome.digest.clone(),
                 elapsed_ms: start.elapsed().as_millis(),
+                coverage: None,
             };
             summary.print(json);
             summary.exit_code()
@@ -265,6 +271,12 @@ fn main() -> ExitCode {
             for failure in &ex.failures {
                 report_failure(failure, None);
             }
+            if !json {
+                println!(
+                    "coverage: {} exemptions={} max_exemptions={}",
+                    ex.coverage, ex.exemptions_used, ex.max_exemptions
+                );
+            }
             let violations = ex.failures.iter().filter(|f| f.failure.is_some()).count();
             let summary = Summary {
                 seeds: ex.seeds,
@@ -273,6 +285,11 @@ fn main() -> ExitCode {
                 liveness_ok: ex.failures.iter().all(|f| f.liveness.is_ok()),
                 digest: ex.digest,
                 elapsed_ms: start.elapsed().as_millis(),
+                coverage: Some(serde_json::json!({
+                    "counts": ex.coverage,
+                    "exemptions": ex.exemptions_used,
+                    "max_exemptions": ex.max_exemptions,
+                })),
             };
             summary.print(json);
             summary.exit_code()

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use tq_types::{BaseboardId, Configuration, Envelope, Epoch, LoadRackSecretError};
+use tq_types::{BaseboardId, Envelope, Epoch, LoadRackSecretError};
 use trust_quorum::{PersistentState, RackSecret};
 
 /// One transition the world went through, in the order it happened.
@@ -27,10 +27,15 @@ pub(crate) enum Observation {
         /// The sender's durable state when it released the message.
         sender_disk: Arc<PersistentState>,
     },
-    /// A crashed sled's durable state was wiped.
+    /// A crashed sled's durable state was wiped (a disk loss, or the
+    /// operator's reset of a sled being re-added). Reported only when the
+    /// disk held something: resetting a blank sled loses nothing.
     Wiped {
         /// The sled.
         who: BaseboardId,
+        /// Its durable state just before the wipe: the prepares and commits
+        /// the lost disk took with it.
+        lost: PersistentState,
     },
     /// A sled answered a request for the secret of `epoch`.
     SecretLoaded {
@@ -38,11 +43,11 @@ pub(crate) enum Observation {
         who: BaseboardId,
         /// The requested epoch.
         epoch: Epoch,
-        /// Its latest committed epoch after answering.
-        latest_committed: Option<Epoch>,
         /// Its answer.
         result: Result<Option<RackSecret>, LoadRackSecretError>,
-        /// Its configuration of `epoch` when the answer is a secret.
-        config: Option<Configuration>,
+        /// Its durable state when it answered.
+        disk: Arc<PersistentState>,
+        /// Whether it had raised an alarm when it answered.
+        alarmed: bool,
     },
 }

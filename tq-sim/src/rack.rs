@@ -214,11 +214,15 @@ impl Rack {
         }
     }
 
-    /// Wipes a crashed sled's durable state.
+    /// Wipes a crashed sled's durable state, reporting what the disk held
+    /// (a blank disk loses nothing and is not reported).
     pub(crate) fn wipe(&mut self, who: &BaseboardId) {
         if let Some(s) = self.sleds.get_mut(who).filter(|s| !s.is_up()) {
+            let lost = s.disk().clone();
             s.embedded.wipe();
-            self.observations.push(Observation::Wiped { who: who.clone() });
+            if lost != PersistentState::new(*lost.authority()) {
+                self.observations.push(Observation::Wiped { who: who.clone(), lost });
+            }
         }
     }
 
@@ -279,22 +283,21 @@ impl Rack {
         self.load_secret_epoch(who, epoch);
     }
 
-    fn load_secret_epoch(&mut self, who: &BaseboardId, epoch: Epoch) {
+    /// The sled asks for the secret of `epoch`, whatever it holds; the
+    /// answer is reported for the checker with the sled's durable state and
+    /// whether it had raised an alarm.
+    pub(crate) fn load_secret_epoch(&mut self, who: &BaseboardId, epoch: Epoch) {
         let Some(result) = self.call(who, |n, ctx| n.load_rack_secret(ctx, epoch)) else {
             return;
         };
-        let sled = self.sleds.get(who);
-        let latest_committed = sled.and_then(|s| s.disk().latest_committed_epoch());
-        let config = match &result {
-            Ok(Some(_)) => sled.and_then(|s| s.disk().config(epoch)).cloned(),
-            _ => None,
-        };
+        let Some(sled) = self.sleds.get(who) else { return };
+        let alarmed = sled.embedded.live().is_some_and(|(_, ctx)| !ctx.alarms().is_empty());
         self.observations.push(Observation::SecretLoaded {
             who: who.clone(),
             epoch,
-            latest_committed,
             result,
-            config,
+            disk: Arc::new(sled.disk().clone()),
+            alarmed,
         });
     }
 }

@@ -21,6 +21,11 @@ pub use crate::options::SimOptions;
 use crate::rack::{Rack, Sled};
 use crate::random::{below, pick, subseed};
 
+pub(crate) mod lost;
+pub(crate) mod truth;
+pub(crate) use lost::{Exemptions, LostFacts};
+pub(crate) use truth::GroundTruth;
+
 /// The whole simulated rack.
 pub struct World {
     pub(crate) options: SimOptions,
@@ -41,6 +46,9 @@ pub struct World {
     chooser: ChaCha20Rng,
     /// Whether faults are injected (false during the liveness phase).
     pub(crate) faults_on: bool,
+    /// What really happened (commits, generated secrets, what wiped disks
+    /// held), learned from every observation before the checker sees it.
+    truth: GroundTruth,
 }
 
 /// The sled at `index` of the universe.
@@ -84,6 +92,7 @@ impl World {
             wipes: 0,
             lost_after_commit: BTreeMap::new(),
             faults_on: true,
+            truth: GroundTruth::default(),
         };
         world.rack.connect_all();
         world
@@ -105,9 +114,18 @@ impl World {
     }
 
     /// What the world did that the safety checker must see, since the last
-    /// call: the run loop takes it after every event.
+    /// call: the run loop takes it after every event. The world's ground
+    /// truth learns from it first.
     pub(crate) fn take_observations(&mut self) -> Vec<Observation> {
-        self.rack.take_observations()
+        let observed = self.rack.take_observations();
+        self.truth.learn(&observed);
+        observed
+    }
+
+    /// What really happened: the epochs some sled committed, the secret
+    /// each coordinator generated and what wiped disks held.
+    pub(crate) fn truth(&self) -> &GroundTruth {
+        &self.truth
     }
 
     /// Applies one event. Events whose preconditions no longer hold are
@@ -147,6 +165,7 @@ impl World {
             Event::WipeDisk { sled } => self.wipe_disk(sled),
             Event::Restart { sled } => self.rack.restart(sled),
             Event::LoadSecret { sled } => self.rack.load_secret(sled),
+            Event::LoadEpoch { sled, epoch } => self.rack.load_secret_epoch(sled, *epoch),
             Event::BeginLiveness => {
                 self.faults_on = false;
                 self.rack.net.heal_all();
@@ -315,6 +334,14 @@ impl World {
         let rng = &mut self.chooser;
         if roll < 90 {
             if let Some(s) = pick(rng, &sleds) {
+                // Half the loads ask for any epoch from the first to one
+                // past the ledger's latest: past, current and future ones.
+                if rng.next_u32() % 2 == 0 {
+                    let latest = self.control.observer().latest_epoch().map_or(0, |e| e.0);
+                    let n = usize::try_from(latest.saturating_add(1)).unwrap_or(usize::MAX);
+                    let drawn = u64::try_from(below(rng, n)).unwrap_or(0);
+                    return Event::LoadEpoch { sled: s, epoch: Epoch(drawn.saturating_add(1)) };
+                }
                 return Event::LoadSecret { sled: s };
             }
         }

@@ -3,7 +3,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, missing_docs)]
 
 use tq_sim::event::{read_log, write_log};
-use tq_sim::view::Reveal;
 use tq_sim::{FaultPreset, SimOptions, run};
 
 fn options(seed: u64, faults: FaultPreset) -> SimOptions {
@@ -22,67 +21,26 @@ fn assert_ok(o: &SimOptions) {
     );
 }
 
-/// Runs that once found a defect (in the simulator or the protocol) stay
-/// here for good: (seed, preset, sleds, steps).
-const REGRESSIONS: &[(u64, FaultPreset, usize, u64)] = &[
-    // A stale prepare-and-commit reached a sled reset for re-adding.
+/// Seeds that once found a defect but whose triggering event the fix made
+/// invisible from outside, so no scenario could be kept for them (see
+/// `tests/regressions.rs` for the runs kept with their scenario; the other
+/// old regression seeds were the same runs as `explore_200_swarm_seeds` or
+/// `fixed_seeds_pass_for_every_preset`): (seed, preset, sleds, steps).
+const SEEDS_WITHOUT_SCENARIO: &[(u64, FaultPreset, usize, u64)] = &[
+    // A stale prepare-and-commit reached a sled reset for re-adding (the
+    // reset now drops the requests in flight to it).
     (261, FaultPreset::Swarm, 8, 2000),
-    // A repeated add used to reset sleds that had already prepared.
-    (229, FaultPreset::Swarm, 8, 2000),
-    (436, FaultPreset::Swarm, 8, 2000),
-    // A lost message without a broken connection stalled a prepare.
-    (10, FaultPreset::Swarm, 8, 2000),
-    // Adds rejected before initialization used to wipe prepared sleds.
-    (195, FaultPreset::Swarm, 8, 2000),
-    (67, FaultPreset::Swarm, 8, 2000),
-    (121, FaultPreset::Swarm, 8, 2000),
-    (134, FaultPreset::Swarm, 8, 2000),
-    // Re-adding an expunged sled without a reset could never commit.
-    (1, FaultPreset::Heavy, 8, 2000),
-    // An operator abort of the first configuration needs initialize again.
-    (1, FaultPreset::None, 8, 2000),
-    (1, FaultPreset::Light, 8, 2000),
-    // A disk loss that left fewer than K holders (N = 3, Z = 0).
-    (7, FaultPreset::Swarm, 4, 1000),
-    // Disk loss after a committed member's ack was already in flight.
-    (146, FaultPreset::Heavy, 3, 1000),
+    // Disk loss after a committed member's ack was already in flight (kept
+    // with its scenario as seed 146, heavy, 3 sleds).
     (66, FaultPreset::Swarm, 3, 1000),
     (238, FaultPreset::Swarm, 3, 1000),
 ];
 
 #[test]
-fn regression_seeds_pass() {
-    for (seed, faults, nodes, steps) in REGRESSIONS {
+fn seeds_without_scenario_pass() {
+    for (seed, faults, nodes, steps) in SEEDS_WITHOUT_SCENARIO {
         assert_ok(&SimOptions { nodes: *nodes, steps: *steps, ..options(*seed, *faults) });
     }
-}
-
-/// Soak seed 15941 (8 sleds, 2 control-plane replicas): sled 06, removed and
-/// wiped, is added back; a stale prepare-and-commit for an older epoch
-/// reaches it first and a member answers that it was expunged. The later
-/// configuration re-admits it (docs/protocol.md section 4.8) and the rack
-/// settles. The test also checks that the run still tells that story.
-#[test]
-fn readded_sled_expunged_by_a_stale_request_is_readmitted() {
-    let o = SimOptions { nodes: 8, replicas: 2, ..options(15941, FaultPreset::Swarm) };
-    let outcome = run(&o, true);
-    assert!(outcome.ok(), "{:?} / liveness {:?}", outcome.failure, outcome.liveness);
-    let mut world = tq_sim::world::World::new(o);
-    let sled = "node:PPP-PPPPPPP:00000000006";
-    let mut expunged_at = None;
-    for entry in &outcome.log {
-        world.apply(&entry.event);
-        let view = tq_sim::view::show(&world, sled, Reveal::Digests).unwrap();
-        if let Some(epoch) = view["durable"]["expunged"]["epoch"].as_u64() {
-            expunged_at.get_or_insert((entry.step, epoch));
-        }
-    }
-    let (step, epoch) = expunged_at.expect("sled 06 is told it was expunged");
-    assert_eq!(epoch, 15, "expunged at epoch 15 (step {step})");
-    let end = tq_sim::view::show(&world, sled, Reveal::Digests).unwrap();
-    assert!(end["durable"]["expunged"].is_null(), "re-admitted: {end}");
-    let commits = end["durable"]["commits"].as_array().unwrap();
-    assert_eq!(commits.last().and_then(|c| c.as_u64()), Some(16), "{end}");
 }
 
 #[test]
@@ -130,7 +88,13 @@ fn replay_reproduces_every_digest_and_finds_a_divergence() {
     assert_eq!(r.divergence.map(|d| d.step), Some(300));
 }
 
-/// CI's exploration: 200 swarm seeds of 2,000 events each.
+/// CI's exploration: 200 swarm seeds of 2,000 events each, and what they
+/// exercised. The floors are about half of what the tree counted when they
+/// were set (`explore --seeds 0..200 --steps 2000 --faults swarm`):
+/// wipes 23, aborts 1627, expunges 265, corrupted shares 2695, replica
+/// races lost 319, runs reaching a committed epoch of 3 or more 182, loads
+/// answered `NotAvailable` 818 (and 1825 exemptions used, at most 40 in
+/// one run). A change that makes a fault rare or impossible fails here.
 #[test]
 fn explore_200_swarm_seeds() {
     let template = SimOptions::new(0);
@@ -143,4 +107,18 @@ fn explore_200_swarm_seeds() {
     assert!(failed.is_empty(), "{failed:#?}");
     assert_eq!(ex.seeds, 200);
     assert!(ex.events >= 200 * 2000);
+    let c = ex.coverage;
+    println!("coverage: {c}");
+    let floors = [
+        ("wipes", c.wipes, 11),
+        ("aborts", c.aborts, 800),
+        ("expunges", c.expunges, 130),
+        ("corrupted_shares", c.corrupted_shares, 1300),
+        ("races_lost", c.races_lost, 160),
+        ("epoch3_runs", c.epoch3_runs, 90),
+        ("not_available", c.not_available, 400),
+    ];
+    for (what, count, floor) in floors {
+        assert!(count >= floor, "{what}: {count} below the floor {floor} ({c})");
+    }
 }

@@ -17,9 +17,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::Configuration;
-use crate::ids::{Epoch, RackId};
-use crate::messages::ReconfigureMsg;
+use std::collections::BTreeSet;
+
+use crate::ids::{BaseboardId, Epoch, RackId, Threshold};
 use crate::serde_util::{hex_array32, hex_array64};
 
 /// The authority's ed25519 public key (32 bytes, lowercase hex in JSON).
@@ -86,13 +86,21 @@ pub struct CommitCertificate {
     pub signature: AuthoritySignature,
 }
 
-/// A configuration with the certificate that it is committed: what a node
-/// forwards to tell a peer about a commit (`CommitAdvance`, `Expunged`) and
-/// what the control plane sends with a prepare-and-commit.
+/// Control plane to the chosen coordinator: build and prepare a new
+/// configuration.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
-pub struct CommittedConfig {
-    /// The configuration.
-    pub config: Configuration,
-    /// The certificate naming it.
-    pub certificate: CommitCertificate,
+pub struct ReconfigureMsg {
+    /// The rack being reconfigured.
+    pub rack_id: RackId,
+    /// The new configuration's epoch.
+    pub epoch: Epoch,
+    /// The latest committed epoch the new configuration builds on; `None` for
+    /// a rack's first configuration.
+    pub last_committed_epoch: Option<Epoch>,
+    /// The new membership.
+    pub members: BTreeSet<BaseboardId>,
+    /// Shares needed to rebuild the new rack secret.
+    pub threshold: Threshold,
+    /// The member asked to coordinate.
+    pub coordinator: BaseboardId,
 }

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
-use crate::authority::SignedReconfigure;
+use crate::authority::{CommitCertificate, SignedReconfigure};
 use crate::ids::{BaseboardId, Epoch, RackId, Threshold};
 use crate::serde_util::{hex_array32, hex_bytes, member_map};
 
@@ -153,6 +153,17 @@ impl fmt::Debug for Share {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Share(<redacted>)")
     }
+}
+
+/// A configuration with the certificate that it is committed: what a node
+/// forwards to tell a peer about a commit (`CommitAdvance`, `Expunged`) and
+/// what the control plane sends with a prepare-and-commit.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct CommittedConfig {
+    /// The configuration.
+    pub config: Configuration,
+    /// The certificate naming it.
+    pub certificate: CommitCertificate,
 }
 
 #[cfg(test)]

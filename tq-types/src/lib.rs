@@ -23,10 +23,10 @@ pub mod status;
 mod serde_util;
 
 pub use authority::{
-    AuthorityKey, AuthoritySignature, CommitCertificate, CommittedConfig, ConfigDigest,
+    AuthorityKey, AuthoritySignature, CommitCertificate, ConfigDigest, ReconfigureMsg,
     SignedReconfigure,
 };
-pub use config::{Configuration, EncryptedRackSecrets, Salt, Share, ShareDigest};
+pub use config::{CommittedConfig, Configuration, EncryptedRackSecrets, Salt, Share, ShareDigest};
 pub use errors::{
     AuthorityError, CommitError, InvalidConfiguration, LoadRackSecretError, NodeRefusal,
     PrepareAndCommitError, RackIdMismatch, ReconfigurationError, SignedField,
@@ -36,9 +36,7 @@ pub use membership::{
     AddSledsRequest, ConfigState, MemberState, RackMembershipState, RackMembershipStatus,
     Timestamp, TimestampError, TrustQuorumConfig, TrustQuorumMemberData,
 };
-pub use messages::{
-    CommitRequest, Envelope, PeerMsg, PeerMsgKind, PrepareAndCommitRequest, ReconfigureMsg,
-};
+pub use messages::{CommitRequest, Envelope, PeerMsg, PeerMsgKind, PrepareAndCommitRequest};
 pub use status::{
     Alarm, CommitStatus, CoordinatorStatus, ExpungedMetadata, NodeStatus, ShareComputationFailure,
     StateCorruption,

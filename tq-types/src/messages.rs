@@ -1,12 +1,10 @@
 //! Peer messages between nodes and requests from the control plane to a node.
 
-use std::collections::BTreeSet;
-
 use serde::{Deserialize, Serialize};
 
-use crate::authority::{CommitCertificate, CommittedConfig};
-use crate::config::{Configuration, Share};
-use crate::ids::{BaseboardId, Epoch, RackId, Threshold};
+use crate::authority::CommitCertificate;
+use crate::config::{CommittedConfig, Configuration, Share};
+use crate::ids::{BaseboardId, Epoch, RackId};
 
 /// A peer message with its addressing, as queued by a node for sending over
 /// an authenticated link.
@@ -72,25 +70,6 @@ impl PeerMsgKind {
             PeerMsgKind::Expunged(_) => "expunged",
         }
     }
-}
-
-/// Control plane to the chosen coordinator: build and prepare a new
-/// configuration.
-#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
-pub struct ReconfigureMsg {
-    /// The rack being reconfigured.
-    pub rack_id: RackId,
-    /// The new configuration's epoch.
-    pub epoch: Epoch,
-    /// The latest committed epoch the new configuration builds on; `None` for
-    /// a rack's first configuration.
-    pub last_committed_epoch: Option<Epoch>,
-    /// The new membership.
-    pub members: BTreeSet<BaseboardId>,
-    /// Shares needed to rebuild the new rack secret.
-    pub threshold: Threshold,
-    /// The member asked to coordinate.
-    pub coordinator: BaseboardId,
 }
 
 /// Control plane to a prepared member: commit this epoch.

@@ -3,14 +3,23 @@
 //! the ledger's rules (docs/protocol.md sections 5 and 7.3): epochs sequential,
 //! at most one non-terminal configuration, committing never aborted, states
 //! only move forward, refusals change nothing, every change bumps the
-//! generation by exactly one.
+//! generation by exactly one. Besides the product's own guard
+//! (`Ledger::validate`), every ledger is judged by the simulator's
+//! independent ledger oracle, which computes K, Z and K + Z itself.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 #![allow(clippy::arithmetic_side_effects, missing_docs)]
 
 mod control_support;
 
+/// The simulator's ledger oracle, which shares no code with the control
+/// plane (included as source: `tq-sim` depends on this crate).
+#[allow(dead_code, reason = "the simulator uses more of the oracle than this test")]
+#[path = "../../tq-sim/src/ledger_rules/oracle/mod.rs"]
+mod oracle;
+
 /// Named so that `cargo test control` selects these tests.
 mod control {
+    use crate::oracle;
 
     use std::collections::BTreeSet;
     use std::time::Duration;
@@ -309,9 +318,32 @@ mod control {
         (1..=latest.0).map(|e| cp.config(Epoch(e)).expect("epochs are sequential")).collect()
     }
 
+    /// The oracle's view of `config`: which Z table and limits it was
+    /// configured with (the oracle computes K and Z itself).
+    fn oracle_policy(config: &ControlPlaneConfig) -> oracle::OraclePolicy {
+        let z_table = match config.policy.crash_tolerance_table() {
+            CrashTolerance::AddSledsRelease => oracle::ZTable::AddSledsRelease,
+            CrashTolerance::LatestReference => oracle::ZTable::LatestReference,
+            CrashTolerance::Fixed(z) => oracle::ZTable::Fixed(*z),
+        };
+        oracle::OraclePolicy {
+            z_table,
+            min_members: config.policy.min_members(),
+            max_members: config.policy.max_members(),
+            max_attempts: config.max_attempts,
+        }
+    }
+
+    fn image(cp: &ControlPlane) -> oracle::LedgerImage {
+        oracle::LedgerImage::of(cp.ledger()).expect("the oracle reads every ledger")
+    }
+
     fn check_rules(cp: &ControlPlane) {
-        // Everything docs/protocol.md sections 5 and 7.3 says about one ledger.
+        // Everything docs/protocol.md sections 5 and 7.3 says about one ledger:
+        // the product's guard, then the independent oracle.
         cp.ledger().validate().unwrap();
+        let findings = oracle::check_ledger(&image(cp), &oracle_policy(cp.settings()));
+        assert!(findings.is_empty(), "ledger oracle: {findings:#?}");
         let vs = views(cp);
         let active: Vec<_> = vs.iter().filter(|v| !v.state.is_terminal()).collect();
         assert!(active.len() <= 1, "{} non-terminal configurations", active.len());
@@ -348,6 +380,7 @@ mod control {
             let before_json = ledger_json(&w.cp);
             let before_views = views(&w.cp);
             let before_gen = w.cp.ledger().generation();
+            let before_image = image(&w.cp);
             let refused = w.step(op);
             let after_json = ledger_json(&w.cp);
             if refused {
@@ -367,6 +400,8 @@ mod control {
                 );
             }
             check_rules(&w.cp);
+            let moved = oracle::check_transition(&before_image, &image(&w.cp));
+            assert!(moved.is_empty(), "{op:?}: ledger oracle: {moved:#?}");
             let after_views = views(&w.cp);
             assert!(after_views.len() >= before_views.len(), "a configuration disappeared");
             for (old, new) in before_views.iter().zip(&after_views) {

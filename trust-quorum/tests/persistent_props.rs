@@ -18,10 +18,11 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
 use test_strategy::proptest;
 use tq_types::{
-    BaseboardId, Configuration, EncryptedRackSecrets, Epoch, ExpungedMetadata, RackId, Salt,
-    Threshold,
+    BaseboardId, Configuration, EncryptedRackSecrets, Epoch, ExpungedMetadata, RackId,
+    ReconfigureMsg, Salt, Threshold,
 };
 use trust_quorum::PersistentState;
+use trust_quorum::crypto::authority::Authority;
 use trust_quorum::crypto::{self, RackSecret};
 use trust_quorum::node::{PERSISTENT_CHECKSUM_LEN, PersistentStateParts};
 
@@ -36,13 +37,25 @@ fn below(rng: &mut ChaCha20Rng, n: u64) -> u64 {
 /// A valid state of node `id(0)` with `epochs` configurations of 3 to 8
 /// members each (shares split from fresh secrets), some shares, some
 /// commits, sealed data of valid lengths, and maybe an expunged marker.
+/// One authority, drawn from the seed, signs every configuration's request
+/// and certifies every committed epoch (and some uncommitted ones, as a node
+/// that learned of a commit holds).
 fn valid_parts(seed: u64, epochs: usize) -> (BaseboardId, PersistentStateParts) {
     let mut rng = ChaCha20Rng::seed_from_u64(seed);
     let me = id(0);
+    let authority = Authority::generate(&mut rng);
     let rack_id = RackId(uuid::Uuid::from_u128(u128::from(rng.next_u64())));
-    let mut parts = PersistentStateParts::default();
+    let mut parts = PersistentStateParts {
+        authority: authority.public_key(),
+        configs: BTreeMap::new(),
+        shares: BTreeMap::new(),
+        commits: BTreeSet::new(),
+        certificates: BTreeMap::new(),
+        expunged: None,
+    };
     let mut epoch = 0;
     for _ in 0..epochs {
+        let previous = epoch;
         epoch += 1 + below(&mut rng, 3);
         let n = 3 + below(&mut rng, 6) as usize;
         let mut members = BTreeSet::from([me.clone()]);
@@ -52,7 +65,7 @@ fn valid_parts(seed: u64, epochs: usize) -> (BaseboardId, PersistentStateParts) 
         let k = 2 + below(&mut rng, n as u64 - 2) as u8;
         let secret = RackSecret::generate(&mut rng);
         let shares = crypto::split(&secret, Threshold(k), n, &mut rng).unwrap();
-        let encrypted_rack_secrets = (below(&mut rng, 2) == 0).then(|| {
+        let encrypted_rack_secrets = (previous > 0 && below(&mut rng, 2) == 0).then(|| {
             let mut salt = [0; 32];
             rng.fill_bytes(&mut salt);
             let mut data = vec![0; crypto::TAG_LEN + crypto::RECORD_LEN * (1 + epoch as usize)];
@@ -60,6 +73,14 @@ fn valid_parts(seed: u64, epochs: usize) -> (BaseboardId, PersistentStateParts) 
             EncryptedRackSecrets { salt: Salt(salt), data }
         });
         let coordinator = members.iter().nth(below(&mut rng, n as u64) as usize).unwrap().clone();
+        let request = ReconfigureMsg {
+            rack_id,
+            epoch: Epoch(epoch),
+            last_committed_epoch: encrypted_rack_secrets.as_ref().map(|_| Epoch(previous)),
+            members: members.clone(),
+            threshold: Threshold(k),
+            coordinator: coordinator.clone(),
+        };
         let digests: BTreeMap<BaseboardId, _> =
             members.iter().cloned().zip(shares.iter().map(crypto::share_digest)).collect();
         let config = Configuration {
@@ -69,13 +90,19 @@ fn valid_parts(seed: u64, epochs: usize) -> (BaseboardId, PersistentStateParts) 
             members: digests,
             threshold: Threshold(k),
             encrypted_rack_secrets,
+            reconfigure: Box::new(authority.sign_reconfigure(request).unwrap()),
         };
+        let certificate = authority.certify(&config).unwrap();
         let mine = members.iter().position(|m| *m == me).unwrap();
         if below(&mut rng, 4) != 0 {
             parts.shares.insert(Epoch(epoch), shares[mine].clone());
             if below(&mut rng, 2) == 0 {
                 parts.commits.insert(Epoch(epoch));
+                parts.certificates.insert(Epoch(epoch), certificate);
             }
+        }
+        if !parts.certificates.contains_key(&Epoch(epoch)) && below(&mut rng, 4) == 0 {
+            parts.certificates.insert(Epoch(epoch), certificate);
         }
         parts.configs.insert(Epoch(epoch), config);
     }
@@ -104,7 +131,8 @@ fn valid_states_round_trip(seed: u64, #[strategy(0usize..7)] epochs: usize) {
 }
 
 /// Mutated bodies (behind a recomputed checksum, to reach the rules) are
-/// refused or decode to valid states that re-encode to the same bytes.
+/// refused or decode to valid states that re-encode to the same bytes, with
+/// every commit prepared and certified.
 #[proptest(cases = 512)]
 fn mutated_encodings_are_refused_or_valid(
     seed: u64,
@@ -130,6 +158,7 @@ fn mutated_encodings_are_refused_or_valid(
         prop_assert_eq!(state.encode().unwrap(), framed);
         for epoch in state.commits() {
             prop_assert!(state.is_prepared(*epoch));
+            prop_assert!(state.certificate(*epoch).is_some());
         }
     }
 }

@@ -14,14 +14,18 @@
 mod persistent_support;
 mod support;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use persistent_support::{real_rack, share_offset};
 use serde::Serialize;
-use support::id;
+use support::{authority, authority_key, id, rogue_authority};
 use tq_types::codec::DecodeError;
-use tq_types::{BaseboardId, Configuration, Epoch, ExpungedMetadata, Share};
+use tq_types::{
+    AuthorityError, AuthorityKey, BaseboardId, CommitCertificate, Configuration, Epoch,
+    ExpungedMetadata, Share, SignedField,
+};
 use trust_quorum::PersistentState;
+use trust_quorum::crypto::authority::Authority;
 use trust_quorum::node::{
     InvalidPersistentState as Invalid, MAX_CONFIGS, MAX_ID_FIELD_LEN, MAX_PERSISTENT_STATE_LEN,
     MAX_SEALED_DATA_LEN, PERSISTENT_CHECKSUM_LEN, PERSISTENT_FORMAT_VERSION,
@@ -43,6 +47,11 @@ fn framed(parts: &impl Serialize) -> Vec<u8> {
     PersistentState::frame_unchecked(&tq_types::codec::encode(parts).unwrap())
 }
 
+/// The parts of a new state that trusts the test authority.
+fn empty_parts() -> PersistentStateParts {
+    PersistentState::new(authority_key()).to_parts()
+}
+
 fn refused(parts: PersistentStateParts) -> Invalid {
     let err = PersistentState::try_from(parts.clone()).unwrap_err();
     // Decoding the same fields refuses them the same way.
@@ -56,9 +65,12 @@ fn encoding_has_a_format_version_and_a_checksum() {
     assert_eq!(bytes[0], PERSISTENT_FORMAT_VERSION);
     assert_eq!(bytes, framed(&state.to_parts()));
     assert_eq!(PersistentState::decode(&bytes), Ok(state.clone()));
-    let empty = PersistentState::new().encode().unwrap();
-    assert_eq!(empty.len(), HEADER + 4);
-    assert_eq!(PersistentState::decode(&empty), Ok(PersistentState::new()));
+    let new = PersistentState::new(authority_key());
+    let empty = new.encode().unwrap();
+    // The authority key (a length byte and 32 bytes), then five empty
+    // fields: configurations, shares, commits, certificates, no marker.
+    assert_eq!(empty.len(), HEADER + 33 + 5);
+    assert_eq!(PersistentState::decode(&empty), Ok(new));
     assert_eq!(PersistentState::decode(&[]), Err(E::MissingVersion));
     for other in [0, 2, 0xff] {
         let mut b = bytes.clone();
@@ -85,9 +97,11 @@ fn encoding_has_a_format_version_and_a_checksum() {
 /// order or twice.
 #[derive(Serialize)]
 struct LooseCommits {
+    authority: AuthorityKey,
     configs: BTreeMap<Epoch, Configuration>,
     shares: BTreeMap<Epoch, Share>,
     commits: Vec<Epoch>,
+    certificates: BTreeMap<Epoch, CommitCertificate>,
     expunged: Option<ExpungedMetadata>,
 }
 
@@ -97,9 +111,11 @@ fn non_canonical_encodings_are_refused() {
     let p = state.to_parts();
     let loose = |commits: Vec<u64>| {
         let l = LooseCommits {
+            authority: p.authority,
             configs: p.configs.clone(),
             shares: p.shares.clone(),
             commits: commits.into_iter().map(Epoch).collect(),
+            certificates: p.certificates.clone(),
             expunged: p.expunged.clone(),
         };
         framed(&l)
@@ -196,10 +212,10 @@ fn each_rule_has_its_typed_error() {
         Invalid::ExpungedBeforeLatestConfig { epoch: e(3), latest: e(4) }
     );
     assert_eq!(
-        refused(PersistentStateParts { expunged: Some(ex.clone()), ..Default::default() }),
+        refused(PersistentStateParts { expunged: Some(ex.clone()), ..empty_parts() }),
         Invalid::ExpungedWithoutConfig { epoch: e(3) }
     );
-    let mut many = PersistentStateParts::default();
+    let mut many = empty_parts();
     let c1 = base.configs[&e(1)].clone();
     for epoch in 1..=MAX_CONFIGS as u64 + 1 {
         many.configs.insert(e(epoch), Configuration { epoch: e(epoch), ..c1.clone() });
@@ -211,6 +227,112 @@ fn each_rule_has_its_typed_error() {
     // Messages name the epoch, never share bytes.
     let msg = Invalid::ShareDigestMismatch { epoch: e(1) }.to_string();
     assert_eq!(msg, "share of epoch 1 does not match its digest");
+}
+
+/// Every signed decision a state holds is checked against the state's own
+/// authority key (docs/protocol.md section 8.4): each configuration's
+/// embedded request is the authority's and agrees with the configuration,
+/// each certificate is the authority's and names its configuration
+/// exactly, and each commit has its certificate.
+#[test]
+fn each_signed_decision_is_checked_against_the_states_authority() {
+    let (state, _) = sled0();
+    let base = state.to_parts();
+    assert_eq!(base.authority, authority_key());
+    assert_eq!(base.certificates.keys().collect::<BTreeSet<_>>(), base.commits.iter().collect());
+    let e = Epoch;
+    let edit = |f: &dyn Fn(&mut PersistentStateParts)| {
+        let mut p = base.clone();
+        f(&mut p);
+        refused(p)
+    };
+    let unauthorized =
+        |epoch: u64, error: AuthorityError| Invalid::Unauthorized { epoch: e(epoch), error };
+    let rogue = rogue_authority();
+    let signed_by = |signer: &Authority, config: &Configuration| Configuration {
+        reconfigure: Box::new(signer.sign_reconfigure(config.reconfigure.msg.clone()).unwrap()),
+        ..config.clone()
+    };
+
+    // A commit without its certificate.
+    assert_eq!(
+        edit(&|p| {
+            p.certificates.remove(&e(3));
+        }),
+        Invalid::CommitWithoutCertificate { epoch: e(3) }
+    );
+    // A certificate, validly signed, without its configuration.
+    let c9 = Configuration { epoch: e(9), ..base.configs[&e(3)].clone() };
+    assert_eq!(
+        edit(&|p| {
+            p.certificates.insert(e(9), authority().certify(&c9).unwrap());
+        }),
+        Invalid::CertificateWithoutConfig { epoch: e(9) }
+    );
+    // A configuration whose request another key signed, in a state that
+    // trusts the test authority.
+    assert_eq!(
+        edit(&|p| {
+            let c = signed_by(&rogue, &p.configs[&e(2)]);
+            p.configs.insert(e(2), c);
+        }),
+        unauthorized(2, AuthorityError::BadSignature)
+    );
+    // The state's key replaced: nothing it holds was signed by that key.
+    assert_eq!(
+        edit(&|p| p.authority = rogue.public_key()),
+        unauthorized(1, AuthorityError::BadSignature)
+    );
+    // A configuration that differs from the request it embeds.
+    assert_eq!(
+        edit(&|p| p.configs.get_mut(&e(2)).unwrap().coordinator = id(3)),
+        unauthorized(2, AuthorityError::ConfigMismatch(SignedField::Coordinator))
+    );
+    assert_eq!(
+        edit(&|p| p.configs.get_mut(&e(2)).unwrap().threshold.0 += 1),
+        unauthorized(2, AuthorityError::ConfigMismatch(SignedField::Threshold))
+    );
+    // A certificate, signed by the trusted authority, for another
+    // configuration of the same epoch (other sealed secrets): its digest
+    // names that one.
+    let mut other3 = base.configs[&e(3)].clone();
+    other3.encrypted_rack_secrets.as_mut().unwrap().salt.0[0] ^= 1;
+    assert_eq!(
+        edit(&|p| {
+            p.certificates.insert(e(3), authority().certify(&other3).unwrap());
+        }),
+        unauthorized(3, AuthorityError::CertificateMismatch(SignedField::Configuration))
+    );
+    // The right configuration's certificate, under another key, or stored
+    // under another epoch.
+    assert_eq!(
+        edit(&|p| {
+            p.certificates.insert(e(3), rogue.certify(&p.configs[&e(3)]).unwrap());
+        }),
+        unauthorized(3, AuthorityError::BadSignature)
+    );
+    assert_eq!(
+        edit(&|p| {
+            p.certificates.insert(e(4), p.certificates[&e(3)]);
+        }),
+        unauthorized(4, AuthorityError::CertificateMismatch(SignedField::Epoch))
+    );
+    // The same state signed throughout by another authority, and trusting
+    // it, is valid: the check is against the state's own key.
+    let mut resigned = base.clone();
+    resigned.authority = rogue.public_key();
+    for config in resigned.configs.values_mut() {
+        *config = signed_by(&rogue, config);
+    }
+    for (epoch, certificate) in &mut resigned.certificates {
+        *certificate = rogue.certify(&resigned.configs[epoch]).unwrap();
+    }
+    let state = PersistentState::try_from(resigned).unwrap();
+    assert_eq!(state.validate(&id(0)), Ok(()));
+    assert_eq!(PersistentState::decode(&state.encode().unwrap()), Ok(state));
+    // Messages name the epoch and the reason.
+    let msg = unauthorized(2, AuthorityError::BadSignature).to_string();
+    assert_eq!(msg, "epoch 2 is not authorized: bad authority signature");
 }
 
 /// A state is only valid for the node whose shares it holds.
@@ -261,9 +383,13 @@ fn a_flipped_share_on_disk_is_refused() {
     }
 }
 
-/// The name of an error's variant (and of the rule it names).
+/// The name of an error's variant (and of the rule it names), with the
+/// authority error of an unauthorized epoch.
 fn kind(err: &E) -> String {
     let debug = match err {
+        E::Invalid(Invalid::Unauthorized { error, .. }) => {
+            return format!("Unauthorized({error:?})");
+        }
         E::Invalid(invalid) => format!("{invalid:?}"),
         other => format!("{other:?}"),
     };
@@ -273,6 +399,12 @@ fn kind(err: &E) -> String {
 /// The first field in which `new` differs from `old`.
 fn what_changed(old: &PersistentState, new: &PersistentState) -> &'static str {
     let (o, n) = (old.to_parts(), new.to_parts());
+    if o.authority != n.authority {
+        return "authority key";
+    }
+    if o.certificates != n.certificates {
+        return "certificates";
+    }
     if o.shares != n.shares {
         return "shares";
     }
@@ -295,6 +427,7 @@ fn what_changed(old: &PersistentState, new: &PersistentState) -> &'static str {
             (a.threshold != b.threshold, "threshold"),
             (sealed(a).map(|s| s.salt) != sealed(b).map(|s| s.salt), "sealed salt"),
             (sealed(a).map(|s| s.data) != sealed(b).map(|s| s.data), "sealed data"),
+            (a.reconfigure != b.reconfigure, "signed request"),
         ];
         if let Some((_, what)) = changed.iter().find(|(differs, _)| *differs) {
             return what;
@@ -314,7 +447,8 @@ struct Tally {
 impl Tally {
     /// Decodes `flipped`, a flip of `state` (sled `me`'s), and checks that it
     /// is refused with a typed error or decodes to a state that validates,
-    /// re-encodes to `flipped` and has every commit prepared.
+    /// re-encodes to `flipped`, has every commit prepared and certified, and
+    /// holds exactly `state`'s certified configurations.
     fn record(&mut self, me: &BaseboardId, state: &PersistentState, flipped: &[u8]) {
         match PersistentState::decode(flipped) {
             Err(err) => *self.refused.entry(kind(&err)).or_default() += 1,
@@ -322,6 +456,14 @@ impl Tally {
                 assert_eq!(s.encode().unwrap(), flipped);
                 for epoch in s.commits() {
                     assert!(s.is_prepared(*epoch), "commit of {epoch:?} not prepared");
+                    assert!(s.certificate(*epoch).is_some(), "commit of {epoch:?} uncertified");
+                }
+                for epoch in s.to_parts().certificates.keys() {
+                    assert_eq!(
+                        s.config(*epoch),
+                        state.config(*epoch),
+                        "certified {epoch:?} changed"
+                    );
                 }
                 match s.validate(me) {
                     Ok(()) => *self.valid.entry(what_changed(state, &s)).or_default() += 1,
@@ -349,32 +491,44 @@ impl Tally {
 
 /// Finding "bit flips of the state": every single-bit flip of two real
 /// persisted states either fails to decode with a typed error or decodes to
-/// a state that validates, re-encodes to the flipped bytes and has every
-/// commit prepared. Nothing panics. `cargo test --release -p trust-quorum
+/// a state that validates, re-encodes to the flipped bytes, has every
+/// commit prepared and certified, and holds the same certified
+/// configurations. Nothing panics. `cargo test --release -p trust-quorum
 /// --test persistent_validation -- --nocapture` prints the counts; at the
 /// time of writing:
 ///
 /// | state | flips | refused by decode | refused by `validate(me)` | decoded valid |
 /// | --- | ---: | ---: | ---: | ---: |
-/// | sled 0, as written (1,724 bytes) | 13,792 | 13,792 (13,784 checksum, 8 version) | 0 | 0 |
-/// | sled 0, body re-checksummed | 13,528 | 6,596 | 92 | 6,840 |
-/// | sled 3, as written (829 bytes) | 6,632 | 6,632 (6,624 checksum, 8 version) | 0 | 0 |
-/// | sled 3, body re-checksummed | 6,368 | 3,447 | 106 | 2,815 |
+/// | sled 0, as written (2,960 bytes) | 23,680 | 23,680 (23,672 checksum, 8 version) | 0 | 0 |
+/// | sled 0, body re-checksummed | 23,416 | 21,304 | 0 | 2,112 |
+/// | sled 3, as written (1,534 bytes) | 12,272 | 12,272 (12,264 checksum, 8 version) | 0 | 0 |
+/// | sled 3, body re-checksummed | 12,008 | 11,848 | 0 | 160 |
 ///
-/// Sled 0 holds 4 configurations (3 with sealed secrets), 4 shares and 3
-/// commits; sled 3 holds 2 of each and the expunged marker. Before this
-/// change 2,622 of 2,968 flips of a smaller state decoded, 21 of them into
-/// states with a commit lacking its configuration or share.
+/// Sled 0 holds the authority key, 4 configurations (3 with sealed
+/// secrets, each with its signed request), 4 shares, 3 commits and their 3
+/// certificates; sled 3 holds 2 of each and the expunged marker. Before the
+/// state checked itself, 2,622 of 2,968 flips of a smaller state decoded, 21
+/// of them into states with a commit lacking its configuration or share;
+/// before it checked signatures, 6,840 of 13,528 re-checksummed flips of
+/// sled 0's (then unsigned) state decoded valid, and 92 were refused only by
+/// `validate(me)`.
 ///
 /// "Body re-checksummed" flips the body and recomputes the checksum, as a
 /// writer with corrupted memory or a forger would: it exercises the rules
-/// behind the checksum. Refused there: share digest 2,080, non-canonical
-/// 2,033, malformed 1,193, invalid configuration 729, rack id 512, the
-/// others 49 (sled 0); `validate(me)` refuses the flips that rename this
-/// node in a configuration. What still decodes valid changes only what no rule
-/// can check without the rack secret or the other members' shares: other
-/// members' digests (3,328) and ids (428), the sealed secrets' data (2,304)
-/// and salt (768), the coordinator (8), a threshold still in bounds (4).
+/// behind the checksum. Refused there (sled 0): unauthorized 12,551 (the
+/// certificate names another configuration 5,824, bad signature 5,534,
+/// members differ from the signed request 520, the certificate names
+/// another rack 384, bad authority key 128, rack differs from the request
+/// 128, the certificate names another epoch 21, coordinator 8, threshold
+/// 4), non-canonical 4,053, malformed 2,220, share digest 1,312, invalid
+/// configuration 729, rack id 384, the others 55. A flip that renames this
+/// node in a configuration now breaks the signed request, so `validate(me)`
+/// refuses none. What still decodes valid changes only what no rule can
+/// check without the rack secret or the other members' shares, and only in
+/// the configuration no certificate names (sled 0's epoch 4, prepared but
+/// never committed): other members' digests (768), the sealed secrets' data
+/// (1,088) and salt (256); for sled 3, only the expunged marker (160),
+/// which the state keeps unsigned.
 #[test]
 fn every_single_bit_flip_is_refused_or_decodes_valid() {
     let r = real_rack();
@@ -398,7 +552,9 @@ fn every_single_bit_flip_is_refused_or_decodes_valid() {
         assert_eq!(total, bytes.len() * 8);
         assert_eq!(sum(&written.refused), total, "every flip of a written state is refused");
         reframed.report(&format!("sled {who}, body re-checksummed"));
-        assert!(!reframed.valid.contains_key("shares") && !reframed.valid.contains_key("commits"));
+        for signed in ["shares", "commits", "authority key", "certificates", "signed request"] {
+            assert!(!reframed.valid.contains_key(signed), "a flip of the {signed} decoded valid");
+        }
     }
 }
 

@@ -68,6 +68,11 @@ impl ControlSide {
         self.replicas.last_report()
     }
 
+    /// How many compare-and-set races replicas lost so far.
+    pub(crate) fn races_lost(&self) -> u64 {
+        self.replicas.races_lost()
+    }
+
     /// Whether nothing is in flight between the control plane and sleds.
     pub(crate) fn is_idle(&self) -> bool {
         self.channel.is_idle()

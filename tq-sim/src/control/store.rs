@@ -60,6 +60,9 @@ pub(crate) struct Replicas {
     rng: ChaCha20Rng,
     /// The authority every replica signs with.
     authority: Arc<Authority>,
+    /// How many compare-and-set races replicas lost (for coverage; not
+    /// part of the world's digest).
+    races_lost: u64,
 }
 
 impl Replicas {
@@ -94,6 +97,7 @@ impl Replicas {
             rng,
             planted_bug,
             replicas: Vec::new(),
+            races_lost: 0,
         };
         replicas.replicas =
             (0..count).map(|_| Replica { cp: replicas.load_replica(), stale: false }).collect();
@@ -120,6 +124,11 @@ impl Replicas {
     /// The stored ledger.
     pub(crate) fn ledger(&self) -> &Ledger {
         &self.store
+    }
+
+    /// How many compare-and-set races replicas lost so far.
+    pub(crate) fn races_lost(&self) -> u64 {
+        self.races_lost
     }
 
     /// The control side's randomness.
@@ -223,6 +232,7 @@ impl Replicas {
                 break;
             }
             tracing::debug!(replica = r, "lost a compare-and-set race; deciding again");
+            self.races_lost = self.races_lost.saturating_add(1);
             match self.load_replica() {
                 Some(fresh) => cp = fresh,
                 None => break,

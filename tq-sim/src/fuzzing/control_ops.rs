@@ -6,14 +6,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use arbitrary::{Arbitrary, Unstructured};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
-use tq_types::membership::{ConfigState, Timestamp};
+use tq_types::membership::Timestamp;
 use tq_types::{
     BaseboardId, CommitStatus, Configuration, CoordinatorStatus, Epoch, ShareDigest, Threshold,
 };
-use trust_quorum::control::{ControlPlane, ControlPlaneConfig, MemberCommitError};
+use trust_quorum::control::{ControlPlane, ControlPlaneConfig, CrashTolerance, MemberCommitError};
 use trust_quorum::harness::Controller;
 
 use crate::fuzzing::scenario::rack;
+use crate::ledger_rules::oracle::{self, LedgerImage, OraclePolicy, ZTable};
 use crate::world::sled_id;
 
 /// One operator operation or driver result on the control plane.
@@ -37,15 +38,20 @@ fn sleds_of(mask: u16) -> BTreeSet<BaseboardId> {
 
 /// `control_plane_ops`: arbitrary operator operations and driver results
 /// (stale, duplicated, fabricated) on a `ControlPlane` embedded through its
-/// store step: no panic; after every step the ledger is stored and validates, states only move forward, terminal states never
-/// change, and a rejected operation leaves the ledger untouched.
+/// store step: no panic; after every step the ledger is stored, the
+/// product's own guard (`Ledger::validate`) accepts it, the independent
+/// ledger oracle (`ledger_rules::oracle`: K, Z and K + Z from the
+/// membership, every record, activations, and what may change from one
+/// ledger to the next) finds nothing, and a rejected operation leaves the
+/// ledger untouched.
 pub fn control_plane_ops(data: &[u8]) {
     let mut u = Unstructured::new(data);
     let mut rng = ChaCha20Rng::seed_from_u64(u.arbitrary::<u64>().unwrap_or(0));
     let authority = trust_quorum::crypto::authority::Authority::generate(&mut rng);
     let mut cp = Controller::new(ControlPlaneConfig::default(), std::sync::Arc::new(authority));
     let mut now_us: i64 = 1_768_426_338_000_000;
-    let mut states: BTreeMap<Epoch, ConfigState> = BTreeMap::new();
+    let policy = oracle_policy(&ControlPlaneConfig::default());
+    let mut last = LedgerImage::of(cp.ledger()).expect("the oracle reads a ledger");
     let mut steps = 0;
     while let Ok(input) = u.arbitrary::<ControlInput>() {
         steps += 1;
@@ -112,24 +118,28 @@ pub fn control_plane_ops(data: &[u8]) {
         if rejected {
             assert_eq!(&before, ledger, "a rejected operation changed the ledger");
         }
-        if ledger != &before {
-            assert!(ledger.generation() > before.generation(), "changed without a new generation");
-        }
-        for e in cp.epochs().collect::<Vec<_>>() {
-            let Some(state) = cp.config(e).map(|v| v.state) else { continue };
-            if let Some(prev) = states.insert(e, state) {
-                let ok = prev == state
-                    || matches!(
-                        (prev, state),
-                        (ConfigState::Preparing, ConfigState::Committing | ConfigState::Aborted)
-                            | (
-                                ConfigState::Committing,
-                                ConfigState::Committed | ConfigState::CommittedPartially
-                            )
-                    );
-                assert!(ok, "epoch {e} went {prev} -> {state}");
-            }
-        }
+        let image = LedgerImage::of(ledger).expect("the oracle reads a ledger");
+        let findings = oracle::check_ledger(&image, &policy);
+        assert!(findings.is_empty(), "ledger oracle: {findings:?}");
+        let moved = oracle::check_transition(&last, &image);
+        assert!(moved.is_empty(), "ledger oracle: {moved:?}");
+        last = image;
+    }
+}
+
+/// The oracle's view of a control plane's settings: which Z table and
+/// limits it was configured with (the oracle computes K and Z itself).
+pub(crate) fn oracle_policy(settings: &ControlPlaneConfig) -> OraclePolicy {
+    let z_table = match settings.policy.crash_tolerance_table() {
+        CrashTolerance::AddSledsRelease => ZTable::AddSledsRelease,
+        CrashTolerance::LatestReference => ZTable::LatestReference,
+        CrashTolerance::Fixed(z) => ZTable::Fixed(*z),
+    };
+    OraclePolicy {
+        z_table,
+        min_members: settings.policy.min_members(),
+        max_members: settings.policy.max_members(),
+        max_attempts: settings.max_attempts,
     }
 }
 

@@ -15,15 +15,12 @@ use std::collections::BTreeMap;
 
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
-use tq_types::{
-    Alarm, BaseboardId, CommitRequest, CommitStatus, Envelope, Epoch, LoadRackSecretError,
-    ReconfigureMsg, Threshold,
-};
+use tq_types::{Alarm, BaseboardId, CommitStatus, Envelope, Epoch, LoadRackSecretError};
 use trust_quorum::harness::Sled;
 use trust_quorum::node::Reply;
 use trust_quorum::{Node, NodeCtx, PersistentState, RackSecret};
 
-use crate::support::{Cluster, id, ids, rack};
+use crate::support::{Cluster, authority_key, commit_request, id, ids, reconfigure_msg, sign};
 
 /// A rack after: epoch 1 (sleds 0-3) committed, epoch 2 (sleds 0-4)
 /// committed, epoch 3 (sleds 0, 1, 2, 4) committed, epoch 4 (the same
@@ -31,7 +28,9 @@ use crate::support::{Cluster, id, ids, rack};
 /// told so while loading a secret.
 ///
 /// Sled 0 then holds 4 configurations (3 with sealed secrets), 4 shares, 3
-/// commits; sled 3 holds 2 of each and the expunged marker.
+/// commits with their 3 certificates; sled 3 holds 2 of each and the
+/// expunged marker. Every configuration's request is signed, and every
+/// certificate issued, by the test authority (`support::authority`).
 pub struct RealRack {
     pub cluster: Cluster,
     /// The secrets of epochs 1 to 3, as sled 1 loads them.
@@ -54,6 +53,13 @@ pub fn real_rack() -> RealRack {
     assert_eq!(s0.configs().len(), 4);
     assert_eq!(s0.commits().len(), 3);
     assert_eq!(s0.configs().values().filter(|c| c.encrypted_rack_secrets.is_some()).count(), 3);
+    assert_eq!(*s0.authority(), authority_key());
+    for epoch in s0.commits() {
+        assert!(s0.certificate(*epoch).is_some(), "epoch {epoch} committed with its certificate");
+    }
+    let s3 = c.state(&id(3)).to_parts();
+    let counts = (s3.configs.len(), s3.shares.len(), s3.commits.len(), s3.certificates.len());
+    assert_eq!(counts, (2, 2, 2, 2));
     RealRack { cluster: c, secrets }
 }
 
@@ -155,8 +161,9 @@ impl Net {
         self.sleds[who].live().unwrap().1.alarms().to_vec()
     }
 
-    /// Coordinates `epoch` on `coordinator` for `members` (K = N/2 + 1),
-    /// delivers, and commits it on every member that acknowledged.
+    /// Coordinates `epoch` on `coordinator` for `members` (K = N/2 + 1), the
+    /// request signed by the test authority, delivers, and commits it (with
+    /// the authority's certificate) on every member that acknowledged.
     pub fn reconfigure_and_commit(
         &mut self,
         coordinator: &BaseboardId,
@@ -165,19 +172,14 @@ impl Net {
         members: &[usize],
     ) {
         let members = ids(members.iter().copied());
-        let msg = ReconfigureMsg {
-            rack_id: rack(),
-            epoch: Epoch(epoch),
-            last_committed_epoch: Some(Epoch(last)),
-            members: members.clone(),
-            threshold: Threshold(u8::try_from(members.len() / 2 + 1).unwrap()),
-        };
+        let k = u8::try_from(members.len() / 2 + 1).unwrap();
+        let msg = sign(reconfigure_msg(coordinator, epoch, Some(last), &members, k));
         self.request(coordinator, |n, ctx| n.coordinate_reconfiguration(ctx, msg)).unwrap();
         self.deliver_all();
         let status = self.request(coordinator, |n, _| n.coordinator_status()).unwrap();
         assert_eq!(status.acked_prepares, members, "every member acknowledged");
         for m in &members {
-            let req = CommitRequest { rack_id: rack(), epoch: Epoch(epoch) };
+            let req = commit_request(&status.config);
             let answer = self.request(m, |n, ctx| n.commit_configuration(ctx, req));
             assert_eq!(answer, Ok(CommitStatus::Committed));
         }

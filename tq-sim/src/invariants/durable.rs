@@ -1,0 +1,118 @@
+//! Checks on every durable write (docs/protocol.md section 7.3).
+
+use tq_types::{BaseboardId, Configuration};
+use trust_quorum::{PersistentState, crypto};
+
+use super::Checker;
+use super::rules::Rule;
+
+impl Checker {
+    /// A sled durably wrote `new` over `old`.
+    pub(super) fn on_persist(
+        &mut self,
+        who: &BaseboardId,
+        old: &PersistentState,
+        new: &PersistentState,
+    ) {
+        self.monotonic_across_crashes(who, old, new);
+        self.local_commit_implies_prepared(who, new);
+        self.membership(who, new);
+        self.share_integrity(who, new);
+        for config in new.configs().values() {
+            self.global_uniqueness(&format!("stored by {who}"), config);
+        }
+    }
+
+    /// Configurations, shares and commits are never removed; the latest
+    /// committed epoch never decreases; `expunged` is cleared only by a
+    /// configuration of a later epoch that lists the sled (7.3, 4.8).
+    fn monotonic_across_crashes(
+        &mut self,
+        who: &BaseboardId,
+        old: &PersistentState,
+        new: &PersistentState,
+    ) {
+        for (e, c) in old.configs() {
+            if new.config(*e) != Some(c) {
+                self.violation(Rule::Monotonicity, format!("{who} lost or replaced config {e}"));
+            }
+        }
+        for e in old.share_epochs() {
+            if new.share(e) != old.share(e) {
+                self.violation(Rule::Monotonicity, format!("{who} lost or replaced share {e}"));
+            }
+        }
+        if !old.commits().is_subset(new.commits()) {
+            self.violation(Rule::Monotonicity, format!("{who} lost a commit"));
+        }
+        if let Some(ex) = old.expunged().filter(|_| new.expunged() != old.expunged()) {
+            // Only a re-add clears it: a configuration newer than the
+            // expungement that lists the sled (docs/protocol.md section 4.8).
+            let readmitted = new.expunged().is_none()
+                && new.configs().iter().any(|(e, c)| *e > ex.epoch && c.is_member(who));
+            if !readmitted {
+                self.violation(Rule::Monotonicity, format!("{who} cleared or changed expunged"));
+            }
+        }
+    }
+
+    /// A local commit implies prepared(e) (7.3, commit safety; TLA+
+    /// CommittedNodesHaveShares).
+    fn local_commit_implies_prepared(&mut self, who: &BaseboardId, s: &PersistentState) {
+        for e in s.commits() {
+            if !s.is_prepared(*e) {
+                self.violation(
+                    Rule::CommitImpliesPrepared,
+                    format!("{who} committed {e} unprepared"),
+                );
+            }
+        }
+    }
+
+    /// A node holds a config or share for e only if it is in members(e).
+    fn membership(&mut self, who: &BaseboardId, s: &PersistentState) {
+        for (e, c) in s.configs() {
+            if !c.is_member(who) {
+                self.violation(Rule::Membership, format!("{who} stores config {e} it is not in"));
+            }
+        }
+        for e in s.share_epochs() {
+            if s.config(e).is_none_or(|c| !c.is_member(who)) {
+                self.violation(
+                    Rule::Membership,
+                    format!("{who} holds share {e} without membership"),
+                );
+            }
+        }
+    }
+
+    /// Every stored share hashes to its holder's digest.
+    fn share_integrity(&mut self, who: &BaseboardId, s: &PersistentState) {
+        for e in s.share_epochs() {
+            let ok = match (s.share(e), s.config(e).and_then(|c| c.members.get(who))) {
+                (Some(share), Some(digest)) => crypto::share_matches(share, digest),
+                _ => false,
+            };
+            if !ok {
+                self.violation(
+                    Rule::ShareIntegrity,
+                    format!("{who}'s share {e} mismatches its digest"),
+                );
+            }
+        }
+    }
+
+    /// Every epoch has one configuration everywhere (7.2, 7.3).
+    pub(super) fn global_uniqueness(&mut self, seen: &str, config: &Configuration) {
+        match self.configs.get(&config.epoch) {
+            None => {
+                self.configs.insert(config.epoch, config.clone());
+            }
+            Some(first) if first == config => {}
+            Some(_) => self.violation(
+                Rule::GlobalUniqueness,
+                format!("two configurations for epoch {} ({seen})", config.epoch),
+            ),
+        }
+    }
+}

@@ -1,0 +1,283 @@
+//! Each invariant shown to fire: for every name in [`INVARIANTS`], a crafted
+//! input that breaks exactly that rule makes the checker report exactly
+//! that name, and a matching benign input reports nothing. The table must
+//! name every invariant, so none can be added without a case here.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+use tq_types::{
+    Alarm, CoordinatorStatus, Epoch, ExpungedMetadata, LoadRackSecretError, PeerMsgKind,
+    ShareDigest,
+};
+use trust_quorum::{PersistentState, RackSecret};
+
+use super::Checker;
+use super::rules::{INVARIANTS, Rule};
+use super::support::{edit, fx, idle_status, load, names, persist, send};
+use crate::world::{GroundTruth, sled_id};
+
+/// One invariant's crafted inputs.
+struct Case {
+    rule: Rule,
+    /// Breaks exactly `rule`.
+    broken: fn(&mut Checker),
+    /// The same shape of input, unbroken.
+    benign: fn(&mut Checker),
+}
+
+fn blank() -> PersistentState {
+    PersistentState::new(*fx().disk(0).authority())
+}
+
+/// Sled 0's state without its epoch-2 commit (and, with `share`, its
+/// epoch-2 share).
+fn before_commit(share: bool) -> PersistentState {
+    edit(fx().disk(0), |d| {
+        d.commits.remove(&Epoch(2));
+        if share {
+            d.shares.remove(&Epoch(2));
+        }
+    })
+}
+
+/// A truth in which the coordinator of epoch 2 handed out the fixture's
+/// shares, the last one replaced by `last` (whose digest the configuration
+/// then records).
+fn split_truth(last: Option<Vec<u8>>) -> GroundTruth {
+    let mut config = fx().config(2).clone();
+    let members: Vec<_> = config.members.keys().cloned().collect();
+    let mut shares: Vec<_> =
+        members.iter().map(|m| fx().disks[m].share(Epoch(2)).unwrap().clone()).collect();
+    if let Some(bytes) = last {
+        let share = tq_types::Share::new(bytes);
+        let digest = ShareDigest(*blake3::hash(share.as_bytes()).as_bytes());
+        config.members.insert(members.last().unwrap().clone(), digest);
+        *shares.last_mut().unwrap() = share;
+    }
+    let mut truth = GroundTruth::default();
+    for (m, s) in members.iter().zip(&shares) {
+        truth.handed_out(&config, m, s);
+    }
+    truth
+}
+
+fn coordinating(acked: &[usize]) -> CoordinatorStatus {
+    CoordinatorStatus {
+        config: fx().config(2).clone(),
+        acked_prepares: acked.iter().map(|i| sled_id(*i)).collect(),
+    }
+}
+
+fn acked_check(c: &mut Checker, disks: &BTreeMap<tq_types::BaseboardId, PersistentState>) {
+    let coordinator = fx().config(2).coordinator.clone();
+    let lost = crate::world::LostFacts::default();
+    c.acked_members_have_prepared(&coordinator, &coordinating(&[0, 3]), |m| disks.get(m), &lost);
+}
+
+const CASES: &[Case] = &[
+    Case {
+        rule: Rule::Monotonicity,
+        broken: |c| persist(c, 0, fx().disk(0), before_commit(false)),
+        benign: |c| persist(c, 0, &before_commit(false), fx().disk(0).clone()),
+    },
+    Case {
+        rule: Rule::CommitImpliesPrepared,
+        broken: |c| {
+            persist(
+                c,
+                0,
+                &blank(),
+                edit(fx().disk(0), |d| {
+                    d.shares.remove(&Epoch(2));
+                }),
+            )
+        },
+        benign: |c| persist(c, 0, &blank(), fx().disk(0).clone()),
+    },
+    Case {
+        rule: Rule::Membership,
+        broken: |c| {
+            let new = edit(fx().disk(3), |d| {
+                d.configs.insert(Epoch(1), fx().config(1).clone());
+            });
+            persist(c, 3, &blank(), new);
+        },
+        benign: |c| persist(c, 3, &blank(), fx().disk(3).clone()),
+    },
+    Case {
+        rule: Rule::ShareIntegrity,
+        broken: |c| {
+            persist(
+                c,
+                0,
+                &blank(),
+                edit(fx().disk(0), |d| {
+                    d.shares.insert(Epoch(2), fx().share(1, 2));
+                }),
+            )
+        },
+        benign: |c| persist(c, 0, &blank(), fx().disk(0).clone()),
+    },
+    Case {
+        rule: Rule::GlobalUniqueness,
+        broken: |c| {
+            persist(c, 0, &blank(), fx().disk(0).clone());
+            let other = edit(fx().disk(1), |d| {
+                d.configs.get_mut(&Epoch(1)).unwrap().threshold.0 = 3;
+            });
+            persist(c, 1, &blank(), other);
+        },
+        benign: |c| {
+            persist(c, 0, &blank(), fx().disk(0).clone());
+            persist(c, 1, &blank(), fx().disk(1).clone());
+        },
+    },
+    Case {
+        rule: Rule::ExpungedSilence,
+        broken: |c| {
+            let ex = ExpungedMetadata { epoch: Epoch(2), from: sled_id(1) };
+            send(
+                c,
+                0,
+                1,
+                PeerMsgKind::PrepareAck(Epoch(2)),
+                edit(fx().disk(0), |d| d.expunged = Some(ex)),
+            );
+        },
+        benign: |c| send(c, 0, 1, PeerMsgKind::PrepareAck(Epoch(2)), fx().disk(0).clone()),
+    },
+    Case {
+        rule: Rule::ShareOnlyToMembers,
+        broken: |c| {
+            send(
+                c,
+                0,
+                3,
+                PeerMsgKind::Share { epoch: Epoch(1), share: fx().share(0, 1) },
+                fx().disk(0).clone(),
+            )
+        },
+        benign: |c| {
+            send(
+                c,
+                0,
+                1,
+                PeerMsgKind::Share { epoch: Epoch(1), share: fx().share(0, 1) },
+                fx().disk(0).clone(),
+            )
+        },
+    },
+    Case {
+        rule: Rule::PrepareOnlyToMembers,
+        broken: |c| {
+            let kind =
+                PeerMsgKind::Prepare { config: fx().config(2).clone(), share: fx().share(3, 2) };
+            send(c, 0, 4, kind, fx().disk(0).clone());
+        },
+        benign: |c| {
+            let kind =
+                PeerMsgKind::Prepare { config: fx().config(2).clone(), share: fx().share(3, 2) };
+            send(c, 0, 3, kind, fx().disk(0).clone());
+        },
+    },
+    Case {
+        rule: Rule::StalePrepares,
+        broken: |c| send(c, 0, 1, PeerMsgKind::PrepareAck(Epoch(1)), fx().disk(0).clone()),
+        benign: |c| send(c, 0, 1, PeerMsgKind::PrepareAck(Epoch(2)), fx().disk(0).clone()),
+    },
+    Case {
+        rule: Rule::PersistBeforeSend,
+        broken: |c| send(c, 0, 1, PeerMsgKind::PrepareAck(Epoch(2)), before_commit(true)),
+        benign: |c| send(c, 0, 1, PeerMsgKind::PrepareAck(Epoch(2)), before_commit(false)),
+    },
+    Case {
+        rule: Rule::ChainCompleteness,
+        broken: |c| {
+            let disk = edit(fx().disk(0), |d| {
+                d.configs.get_mut(&Epoch(2)).unwrap().encrypted_rack_secrets = None
+            });
+            load(c, 0, 2, Ok(Some(fx().secret(2))), &disk);
+        },
+        benign: |c| load(c, 0, 2, Ok(Some(fx().secret(2))), fx().disk(0)),
+    },
+    Case {
+        rule: Rule::LoadPostconditions,
+        broken: |c| load(c, 0, 1, Err(LoadRackSecretError::NotCommitted(Epoch(1))), fx().disk(0)),
+        benign: |c| load(c, 0, 3, Err(LoadRackSecretError::NotCommitted(Epoch(3))), fx().disk(0)),
+    },
+    Case {
+        rule: Rule::SecretAgreement,
+        broken: |c| {
+            let other = RackSecret::generate(&mut ChaCha20Rng::seed_from_u64(1));
+            load(c, 0, 1, Ok(Some(other)), fx().disk(0));
+        },
+        benign: |c| load(c, 0, 1, Ok(Some(fx().secret(1))), fx().disk(0)),
+    },
+    Case {
+        rule: Rule::SplitConsistency,
+        broken: |c| {
+            // A share with the right x-coordinate and a matching digest,
+            // off the polynomial of the others.
+            let mut bytes = fx().share(3, 2).as_bytes().to_vec();
+            bytes[5] ^= 1;
+            c.split_consistency(&split_truth(Some(bytes)));
+        },
+        benign: |c| c.split_consistency(&split_truth(None)),
+    },
+    Case {
+        rule: Rule::NoAlarms,
+        broken: |c| {
+            let mut status = idle_status(0);
+            status.alarms.push(Alarm::RackSecretReconstructionFailed { epoch: Epoch(2) });
+            c.no_alarms(&sled_id(0), &status);
+        },
+        benign: |c| c.no_alarms(&sled_id(0), &idle_status(0)),
+    },
+    Case {
+        rule: Rule::CoordinateXorCompute,
+        broken: |c| {
+            let mut status = idle_status(0);
+            status.coordinating = Some(Epoch(3));
+            status.computing_share = Some(Epoch(2));
+            c.no_coordinating_while_computing(&sled_id(0), &status);
+        },
+        benign: |c| {
+            let mut status = idle_status(0);
+            status.coordinating = Some(Epoch(3));
+            c.no_coordinating_while_computing(&sled_id(0), &status);
+        },
+    },
+    Case {
+        rule: Rule::AckedMembersPrepared,
+        broken: |c| {
+            let mut disks = fx().disks.clone();
+            disks.insert(sled_id(3), blank());
+            acked_check(c, &disks);
+        },
+        benign: |c| acked_check(c, &fx().disks),
+    },
+];
+
+#[test]
+fn every_invariant_has_a_firing_case() {
+    let tested: Vec<&str> = CASES.iter().map(|c| c.rule.name()).collect();
+    assert_eq!(tested, INVARIANTS, "one case per invariant, in declaration order");
+    assert_eq!(Checker::invariants(), INVARIANTS);
+}
+
+#[test]
+fn each_case_fires_exactly_its_invariant_and_its_benign_twin_nothing() {
+    for case in CASES {
+        let name = case.rule.name();
+        let mut c = Checker::default();
+        (case.broken)(&mut c);
+        assert_eq!(names(&c), BTreeSet::from([name.to_owned()]), "{name}: {:?}", c.violations());
+        let mut c = Checker::default();
+        (case.benign)(&mut c);
+        assert!(c.violations().is_empty(), "benign {name}: {:?}", c.violations());
+    }
+}
