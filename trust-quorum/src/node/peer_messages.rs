@@ -203,19 +203,11 @@ impl Node {
         rack_id: RackId,
         committed: CommittedConfig,
     ) {
+        let Some(committed) = checked_committed(ctx, &from, rack_id, committed, "commit advance")
+        else {
+            return;
+        };
         let epoch = committed.config.epoch;
-        if committed.config.rack_id != rack_id {
-            tracing::warn!(%from, %epoch, "commit advance with mismatched rack ids ignored");
-            return;
-        }
-        if let Err(why) = check_config(&committed.config) {
-            tracing::warn!(%from, %epoch, %why, "invalid commit advance ignored");
-            return;
-        }
-        if let Err(why) = verify_committed(ctx.authority(), &committed) {
-            tracing::warn!(%from, %epoch, %why, "unauthorized commit advance ignored");
-            return;
-        }
         if let Err(err) = self.learn_committed(ctx, committed, Some(from.clone())) {
             tracing::warn!(%from, %epoch, %err, "commit advance not applied");
         }
@@ -228,15 +220,11 @@ impl Node {
         rack_id: RackId,
         committed: CommittedConfig,
     ) {
+        let Some(committed) = checked_committed(ctx, &from, rack_id, committed, "expunged notice")
+        else {
+            return;
+        };
         let epoch = committed.config.epoch;
-        if committed.config.rack_id != rack_id {
-            tracing::warn!(%from, %epoch, "expunged notice with mismatched rack ids ignored");
-            return;
-        }
-        if let Err(why) = verify_committed(ctx.authority(), &committed) {
-            tracing::warn!(%from, %epoch, %why, "unauthorized expunged notice ignored");
-            return;
-        }
         if committed.config.is_member(ctx.id()) {
             tracing::warn!(%from, %epoch, "expunged notice for a configuration that lists us ignored");
             return;
@@ -255,4 +243,30 @@ impl Node {
         self.activity = Activity::Idle;
         self.secret_loader.clear();
     }
+}
+
+/// A committed configuration from a peer (`what` names the message, for
+/// logs), if it is for the envelope's rack, well formed and certified by
+/// the authority; otherwise the message is dropped with a warning.
+fn checked_committed(
+    ctx: &NodeCtx,
+    from: &BaseboardId,
+    rack_id: RackId,
+    committed: CommittedConfig,
+    what: &str,
+) -> Option<CommittedConfig> {
+    let epoch = committed.config.epoch;
+    if committed.config.rack_id != rack_id {
+        tracing::warn!(%from, %epoch, what, "mismatched rack ids: ignored");
+        return None;
+    }
+    if let Err(why) = check_config(&committed.config) {
+        tracing::warn!(%from, %epoch, %why, what, "invalid: ignored");
+        return None;
+    }
+    if let Err(why) = verify_committed(ctx.authority(), &committed) {
+        tracing::warn!(%from, %epoch, %why, what, "unauthorized: ignored");
+        return None;
+    }
+    Some(committed)
 }
