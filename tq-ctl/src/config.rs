@@ -15,7 +15,7 @@
 //! key = "keys/control/key.pem"
 //!
 //! [[sleds]]
-//! id = "PPP-PPPPPPP:00000000000"
+//! id = { part_number = "PPP-PPPPPPP", serial_number = "00000000000" }
 //! control = "127.0.0.1:7100"
 //! ```
 //!
@@ -26,7 +26,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-pub use tq_node::config::TlsPaths;
+use tq_node::config::read_toml;
+pub use tq_node::config::{ConfigError, TlsPaths};
 use tq_types::{BaseboardId, RackId};
 
 /// Everything one control-plane replica needs.
@@ -83,51 +84,15 @@ pub struct SledEntry {
     pub control: SocketAddr,
 }
 
-/// Why a configuration file cannot be used.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// The file cannot be read.
-    #[error("cannot read {path}: {source}")]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// Not valid TOML for this schema.
-    #[error("{path}: {source}")]
-    Parse {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        source: Box<toml::de::Error>,
-    },
-    /// A sled is listed twice.
-    #[error("{path}: sled {id} is listed twice")]
-    Duplicate {
-        /// The file.
-        path: PathBuf,
-        /// The sled.
-        id: BaseboardId,
-    },
-}
-
 impl CtlConfig {
     /// Reads and checks `path`. Relative paths are taken relative to the
     /// file's folder.
     pub fn load(path: &Path) -> Result<CtlConfig, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
-        let mut config: CtlConfig = toml::from_str(&text)
-            .map_err(|e| ConfigError::Parse { path: path.to_path_buf(), source: Box::new(e) })?;
+        let mut config: CtlConfig = read_toml(path)?;
         let mut seen = std::collections::BTreeSet::new();
-        for sled in &config.sleds {
-            if !seen.insert(&sled.id) {
-                return Err(ConfigError::Duplicate {
-                    path: path.to_path_buf(),
-                    id: sled.id.clone(),
-                });
-            }
+        if let Some(twice) = config.sleds.iter().find(|s| !seen.insert(&s.id)) {
+            let problem = format!("sled {} is listed twice", twice.id);
+            return Err(ConfigError::Invalid { path: path.to_path_buf(), problem });
         }
         let base = path.parent().unwrap_or(Path::new("."));
         config.tls.resolve(base);
@@ -151,5 +116,44 @@ impl CtlConfig {
     /// The control API of `sled`, if it is in the inventory.
     pub fn control_of(&self, sled: &BaseboardId) -> Option<SocketAddr> {
         self.sleds.iter().find(|s| s.id == *sled).map(|s| s.control)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+    use super::*;
+
+    const SLED: &str = "PPP-PPPPPPP:00000000000";
+    const SLED_TOML: &str = "{ part_number = \"PPP-PPPPPPP\", serial_number = \"00000000000\" }";
+
+    fn write(dir: &Path, sleds: &[&str]) -> PathBuf {
+        let mut text = String::from(
+            "rack_id = \"3df0b7cd-50ed-498e-afa4-41f178d393f9\"\nlisten = \"127.0.0.1:7300\"\n\
+             db = \"sqlite:ledger.db\"\nauthority = \"keys/authority.key\"\n\n[tls]\n\
+             ca = \"keys/ca.pem\"\ncert = \"keys/control/cert.pem\"\nkey = \"keys/control/key.pem\"\n",
+        );
+        for id in sleds {
+            text.push_str(&format!("\n[[sleds]]\nid = {id}\ncontrol = \"127.0.0.1:7100\"\n"));
+        }
+        let path = dir.join("ctl.toml");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    #[test]
+    fn relative_paths_resolve_against_the_file_and_duplicates_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = CtlConfig::load(&write(dir.path(), &[SLED_TOML])).unwrap();
+        assert_eq!(config.authority, dir.path().join("keys/authority.key"));
+        assert_eq!(config.tls.ca, dir.path().join("keys/ca.pem"));
+        assert_eq!(config.db, format!("sqlite:{}", dir.path().join("ledger.db").display()));
+        assert_eq!(config.prepare_timeout_ms, 60_000);
+        match CtlConfig::load(&write(dir.path(), &[SLED_TOML, SLED_TOML])) {
+            Err(ConfigError::Invalid { problem, .. }) => {
+                assert_eq!(problem, format!("sled {SLED} is listed twice"));
+            }
+            other => panic!("expected a duplicate refusal, got {other:?}"),
+        }
     }
 }

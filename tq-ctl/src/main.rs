@@ -50,15 +50,12 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(async {
-        let handle = match tq_ctl::service::start(&config).await {
-            Ok(handle) => handle,
+        match tq_ctl::service::run_until(&config, tq_node::signal::terminated()).await {
+            Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
-                tracing::error!(error = %e, "cannot start");
-                return ExitCode::FAILURE;
+                tracing::error!(replica = %config.replica, error = %e, "cannot start");
+                ExitCode::FAILURE
             }
-        };
-        tq_node::signal::terminated().await;
-        handle.shutdown().await;
-        ExitCode::SUCCESS
+        }
     })
 }

@@ -107,6 +107,19 @@ pub async fn start(config: &CtlConfig) -> Result<CtlHandle, StartError> {
     Ok(CtlHandle { addr, stop, tasks: vec![run, serve] })
 }
 
+/// Starts a replica ([`start`]), runs it until `stop` completes, then
+/// shuts it down: the whole life of a `tq-ctl` process.
+pub async fn run_until(
+    config: &CtlConfig,
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<(), StartError> {
+    let handle = start(config).await?;
+    stop.await;
+    handle.shutdown().await;
+    tracing::info!(replica = %config.replica, "control plane stopped");
+    Ok(())
+}
+
 /// The database URL without its credentials, for logs.
 fn redact_db(db: &str) -> String {
     let split = db

@@ -1,7 +1,7 @@
 //! The sled agent's configuration: one TOML file per sled.
 //!
 //! ```toml
-//! id = "PPP-PPPPPPP:00000000000"
+//! id = { part_number = "PPP-PPPPPPP", serial_number = "00000000000" }
 //! data_dirs = ["/var/lib/tq/disk-a", "/var/lib/tq/disk-b"]
 //! peer_listen = "127.0.0.1:7000"
 //! control_listen = "127.0.0.1:7100"
@@ -14,7 +14,7 @@
 //! key = "keys/0/key.pem"
 //!
 //! [[peers]]
-//! id = "PPP-PPPPPPP:00000000001"
+//! id = { part_number = "PPP-PPPPPPP", serial_number = "00000000001" }
 //! addr = "127.0.0.1:7001"
 //! ```
 //!
@@ -122,14 +122,20 @@ pub enum ConfigError {
     },
 }
 
+/// Reads the TOML file `path` into `T`: the loading step every service's
+/// configuration shares (`tq-ctl`'s too).
+pub fn read_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+    toml::from_str(&text)
+        .map_err(|e| ConfigError::Parse { path: path.to_path_buf(), source: Box::new(e) })
+}
+
 impl AgentConfig {
     /// Reads and checks `path`; relative paths in it are resolved against
     /// its folder.
     pub fn load(path: &Path) -> Result<AgentConfig, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
-        let mut config: AgentConfig = toml::from_str(&text)
-            .map_err(|e| ConfigError::Parse { path: path.to_path_buf(), source: Box::new(e) })?;
+        let mut config: AgentConfig = read_toml(path)?;
         let base = path.parent().unwrap_or(Path::new("."));
         config.resolve(base);
         config

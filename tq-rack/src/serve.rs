@@ -63,16 +63,12 @@ pub fn ctl(config: &Path) -> ExitCode {
     };
     let Some(runtime) = runtime() else { return ExitCode::FAILURE };
     runtime.block_on(async {
-        let handle = match tq_ctl::service::start(&config).await {
-            Ok(handle) => handle,
+        match tq_ctl::service::run_until(&config, tq_node::signal::terminated()).await {
+            Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 tracing::error!(replica = %config.replica, error = %e, "cannot start");
-                return ExitCode::FAILURE;
+                ExitCode::FAILURE
             }
-        };
-        tq_node::signal::terminated().await;
-        handle.shutdown().await;
-        tracing::info!(replica = %config.replica, "control plane stopped");
-        ExitCode::SUCCESS
+        }
     })
 }
