@@ -15,7 +15,7 @@ use tq_types::{BaseboardId, Configuration, Epoch};
 use trust_quorum::control::Ledger;
 
 use crate::violation::Violations;
-use crate::world::{Exemptions, LostFacts, World};
+use crate::world::{Exemptions, LostFacts, World, retention};
 
 pub(crate) mod oracle;
 
@@ -218,8 +218,11 @@ impl Record<'_> {
                     }
                 }
                 MemberState::Committed => {
-                    let committed =
-                        world.rack.sleds.get(m).is_some_and(|s| s.disk().commits().contains(&e));
+                    let committed = world
+                        .rack
+                        .sleds
+                        .get(m)
+                        .is_some_and(|s| retention::committed_at_or_after(s.disk(), e));
                     if !committed && !seen.lost.excuse_commit(ACKED_COMMITS, m, e) {
                         out.record(
                             ACKED_COMMITS,
@@ -233,8 +236,12 @@ impl Record<'_> {
 }
 
 /// Whether `m` durably holds its configuration and share of `e`.
+/// `m` durably holds `e` prepared, or has moved past it (a later commit,
+/// whose sealed chain carries e's secret, or a later configuration not
+/// built on e; docs/protocol.md section 2.4). For the ledger's latest
+/// epoch only the first can hold.
 fn prepared(world: &World, m: &BaseboardId, e: Epoch) -> bool {
-    world.rack.sleds.get(m).is_some_and(|s| s.disk().is_prepared(e))
+    world.rack.sleds.get(m).is_some_and(|s| retention::prepared_or_superseded(s.disk(), e))
 }
 
 /// Members, K, coordinator, digests and sealed secrets the ledger learned

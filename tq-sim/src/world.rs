@@ -22,6 +22,7 @@ use crate::rack::{Rack, Sled};
 use crate::random::{below, pick, subseed};
 
 pub(crate) mod lost;
+pub(crate) mod retention;
 pub(crate) mod truth;
 pub(crate) use lost::{Exemptions, LostFacts};
 pub(crate) use truth::GroundTruth;

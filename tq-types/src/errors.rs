@@ -36,6 +36,22 @@ pub enum InvalidConfiguration {
         /// The named coordinator.
         coordinator: BaseboardId,
     },
+    /// A member's part or serial number is longer than a node stores.
+    #[error("an id field of {len} bytes is longer than {max}")]
+    IdTooLong {
+        /// The length of the longest field.
+        len: usize,
+        /// The most a node stores.
+        max: usize,
+    },
+    /// The sealed prior secrets are longer than a node stores.
+    #[error("sealed secrets of {len} bytes are longer than {max}")]
+    SealedDataTooLong {
+        /// Their length.
+        len: usize,
+        /// The most a node stores.
+        max: usize,
+    },
 }
 
 /// A request was for a different rack than the node's.

@@ -25,7 +25,7 @@ fn initial(n: usize, seed: u64) -> Cluster {
 fn initial_configuration_commits_everywhere_for_3_8_32() {
     for n in [3, 8, 32] {
         let mut c = initial(n, n as u64);
-        let config = c.state(&id(0)).config(Epoch(1)).unwrap().clone();
+        let config = c.config(1).clone();
         assert_eq!(config.members.len(), n);
         assert_eq!(config.threshold.0 as usize, n / 2 + 1);
         assert!(config.encrypted_rack_secrets.is_none());
@@ -54,7 +54,7 @@ fn reconfiguration_adds_two_and_removes_one() {
     let new_members = ids([0, 1, 2, 3, 5, 6]);
     c.reconfigure_and_commit(&id(2), 2, Some(1), &new_members);
 
-    let config = c.state(&id(2)).config(Epoch(2)).unwrap().clone();
+    let config = c.config(2).clone();
     assert_eq!(
         config.members.keys().cloned().collect::<std::collections::BTreeSet<_>>(),
         new_members

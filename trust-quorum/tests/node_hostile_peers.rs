@@ -49,7 +49,7 @@ fn msg(kind: PeerMsgKind) -> PeerMsg {
 }
 
 fn config(c: &Cluster, epoch: u64) -> Configuration {
-    c.state(&id(0)).config(Epoch(epoch)).expect("sled 0 holds the configuration").clone()
+    c.config(epoch).clone()
 }
 
 /// A configuration the attacker builds for `epoch`, coordinated by
@@ -219,9 +219,11 @@ fn forged_expunge_does_not_expunge_but_a_certified_removal_does() {
     let listed = expunged(committed_config(&config(&c, 1)));
     assert_ignored(&mut c, ATTACKER, TARGET, listed);
     // Epoch 2 removes the target, epoch 3 adds it back; both commit.
+    // (Sleds keep only their newest committed configuration, so epoch 2's
+    // is read before epoch 3 commits.)
     c.reconfigure_and_commit(&id(0), 2, Some(1), &others);
-    c.reconfigure_and_commit(&id(1), 3, Some(2), &ids(0..5));
     let config2 = config(&c, 2);
+    c.reconfigure_and_commit(&id(1), 3, Some(2), &ids(0..5));
     // The removal of epoch 2, with a damaged signature.
     let mut damaged = committed_config(&config2);
     damaged.certificate.signature = flipped(damaged.certificate.signature);

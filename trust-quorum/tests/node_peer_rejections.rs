@@ -144,7 +144,7 @@ fn get_share_answers() {
         c.sent()[sent..].iter().map(|e| e.msg.kind.clone()).collect()
     };
     // Asking for an older epoch: a member gets the newer config...
-    let config2 = c.state(&id(0)).config(Epoch(2)).unwrap().clone();
+    let config2 = c.config(2).clone();
     // (with the certificate it was committed with)...
     let committed2 = committed_config(&config2);
     assert_eq!(c.state(&id(0)).latest_committed(), Some(committed2.clone()));
@@ -207,7 +207,7 @@ fn bad_shares_are_not_counted() {
 #[test]
 fn bad_commit_advances_are_ignored() {
     let mut c = epoch1_committed();
-    let config = c.state(&id(0)).config(Epoch(1)).unwrap().clone();
+    let config = c.config(1).clone();
     let future = Configuration { epoch: Epoch(4), threshold: Threshold(5), ..config.clone() };
     // (Each is certified by the authority: only the checked property is
     // wrong.)
@@ -234,7 +234,7 @@ fn expunged_notices() {
     // configuration that leaves the receiver out (docs/protocol.md section
     // 8.4); each notice below has one, so only the checked property varies.
     let mut c = epoch1_committed();
-    let config = |c: &Cluster, epoch: u64| c.state(&id(0)).config(Epoch(epoch)).unwrap().clone();
+    let config = |c: &Cluster, epoch: u64| c.config(epoch).clone();
     let expunged = |config: Configuration| msg(PeerMsgKind::Expunged(committed_config(&config)));
     // A blank node ignores it (assumed already wiped).
     let config1 = config(&c, 1);
@@ -260,7 +260,7 @@ fn expunged_notices() {
         n.coordinate_reconfiguration(ctx, signed_request(3, 5, Some(1), ids(0..5), 3))
     });
     assert_eq!(out, Err(ReconfigurationError::Refused(refusal.clone())));
-    let config3 = c.state(&id(3)).config(Epoch(3)).unwrap().clone();
+    let config3 = c.config(3).clone();
     let req = commit_request(&config3);
     let out = assert_no_effect_req(&mut c, 3, |n, ctx| n.commit_configuration(ctx, req));
     assert_eq!(out, Err(CommitError::Refused(refusal.clone())));

@@ -38,7 +38,7 @@ fn removed_and_wiped() -> Cluster {
 /// the members, whose latest committed epoch is `latest`, tell it that it
 /// was expunged at `latest`.
 fn stale_request_expunges(c: &mut Cluster, latest: u64) {
-    let config2 = c.state(&id(0)).config(Epoch(2)).unwrap().clone();
+    let config2 = c.config(2).clone();
     c.restart(&id(5));
     assert!(c.state(&id(5)).configs().is_empty(), "the sled starts blank");
     // A prepare the coordinator of a pending epoch re-sent on connect is lost
@@ -112,8 +112,8 @@ fn only_a_later_configuration_listing_the_sled_readmits_it() {
     let expunged = c.state(&id(5)).expunged().cloned();
     // Epoch 5, without sled 5 either.
     c.reconfigure_and_commit(&id(0), 5, Some(4), &ids(0..5));
-    let config4 = c.state(&id(0)).config(Epoch(4)).unwrap().clone();
-    let config5 = c.state(&id(0)).config(Epoch(5)).unwrap().clone();
+    let config4 = c.config(4).clone();
+    let config5 = c.config(5).clone();
     let msg = |kind| PeerMsg { rack_id: rack(), kind };
     // Epoch 4 is not later than the expungement, and epoch 5 does not list
     // the sled. Neither changes anything, and nothing is sent.

@@ -19,9 +19,9 @@ mod support;
 use std::collections::BTreeSet;
 
 use support::{
-    assert_no_effect, assert_no_effect_req, certify, commit_request, disk, epoch1_committed,
-    epoch2_prepares_queued, id, ids, other_rack, pending_prepare, prepare_and_commit_request, rack,
-    request, sign, signed_request,
+    Cluster, assert_no_effect, assert_no_effect_req, certify, commit_request, disk,
+    epoch1_committed, epoch2_prepares_queued, id, ids, other_rack, pending_prepare,
+    prepare_and_commit_request, rack, request, rogue_authority, sign, signed_request,
 };
 use tq_types::errors::InvalidConfiguration;
 use tq_types::{
@@ -137,7 +137,7 @@ fn reconfigure_while_coordinating() {
 #[test]
 fn commit_rejections() {
     let mut c = epoch1_committed();
-    let config1 = c.state(&id(0)).config(Epoch(1)).unwrap().clone();
+    let config1 = c.config(1).clone();
     let certificate = certify(&config1);
     let req =
         |rack_id: RackId, epoch: u64| CommitRequest { rack_id, epoch: Epoch(epoch), certificate };
@@ -161,16 +161,30 @@ fn commit_rejections() {
 }
 
 #[test]
-fn commit_of_an_older_uncommitted_epoch_is_pending() {
-    // Epoch 2 prepares everywhere but is never committed; epoch 3 commits.
+fn an_attempt_superseded_by_a_newer_epoch_is_dropped_and_answered_by_certificate() {
+    // Epoch 2 prepares everywhere but is never committed.
     let mut c = epoch1_committed();
     c.reconfigure(&id(1), 2, Some(1), &ids(0..5));
     c.deliver_all();
-    c.reconfigure_and_commit(&id(2), 3, Some(1), &ids(0..5));
     assert!(c.state(&id(0)).is_prepared(Epoch(2)));
-    let req = commit_request(c.state(&id(0)).config(Epoch(2)).unwrap());
+    // Epoch 3, built on 1, supersedes it: preparing 3 drops 2
+    // (docs/protocol.md section 2.4).
+    c.reconfigure(&id(2), 3, Some(1), &ids(0..5));
+    c.deliver_all();
+    let kept = |c: &Cluster| c.state(&id(0)).configs().keys().copied().collect::<Vec<_>>();
+    assert_eq!(kept(&c), [Epoch(1), Epoch(3)]);
+    c.commit(&id(2), 3);
+    assert_eq!(kept(&c), [Epoch(3)]);
+    // Below the newest commit, a node answers by the certificate alone:
+    // one the authority signed counts as committed...
+    let req = commit_request(c.config(2));
     let out = assert_no_effect_req(&mut c, 0, |n, ctx| n.commit_configuration(ctx, req));
-    assert_eq!(out, Ok(CommitStatus::Pending));
+    assert_eq!(out, Ok(CommitStatus::Committed));
+    // ...and one it did not sign is refused.
+    let mut forged = commit_request(c.config(2));
+    forged.certificate = rogue_authority().certify(c.config(2)).unwrap();
+    let out = assert_no_effect_req(&mut c, 0, |n, ctx| n.commit_configuration(ctx, forged));
+    assert!(matches!(out, Err(CommitError::Refused(NodeRefusal::Unauthorized(_)))), "{out:?}");
 }
 
 // ---- prepare and commit ----
@@ -178,7 +192,7 @@ fn commit_of_an_older_uncommitted_epoch_is_pending() {
 #[test]
 fn prepare_and_commit_rejections() {
     let mut c = epoch1_committed();
-    let config = c.state(&id(0)).config(Epoch(1)).unwrap().clone();
+    let config = c.config(1).clone();
     // Each request carries a valid certificate for the configuration it
     // sends: only the checked property is wrong.
     let pac = |config: Configuration| prepare_and_commit_request(&config);
@@ -220,7 +234,7 @@ fn prepare_and_commit_with_a_conflicting_configuration_raises_an_alarm() {
     let prepare = pending_prepare(&mut c, 3);
     let to = prepare.to.clone();
     c.call(&to, |n, ctx| n.handle(ctx, prepare.from.clone(), prepare.msg));
-    let mut conflicting = c.state(&id(3)).config(Epoch(2)).unwrap().clone();
+    let mut conflicting = c.config(2).clone();
     conflicting.members.values_mut().next().unwrap().0[0] ^= 1;
     let before = disk(&c, 3);
     // Even with the authority's certificate for it (a coordinator that

@@ -34,8 +34,8 @@ fn below(rng: &mut ChaCha20Rng, n: u64) -> u64 {
     rng.next_u64() % n
 }
 
-/// A valid state of node `id(0)` with `epochs` configurations of 3 to 8
-/// members each (shares split from fresh secrets), some shares, some
+/// A valid state of node `id(0)` drawn from `epochs` configurations of 3
+/// to 8 members each (of which it keeps at most three) (shares split from fresh secrets), some shares, some
 /// commits, sealed data of valid lengths, and maybe an expunged marker.
 /// One authority, drawn from the seed, signs every configuration's request
 /// and certifies every committed epoch (and some uncommitted ones, as a node
@@ -106,6 +106,20 @@ fn valid_parts(seed: u64, epochs: usize) -> (BaseboardId, PersistentStateParts) 
         }
         parts.configs.insert(Epoch(epoch), config);
     }
+    // Keep only what a node keeps (docs/protocol.md section 2.4): the newest
+    // commit, the newest configuration, and the epoch that one builds on if
+    // it is newer than the commit.
+    let committed = parts.commits.last().copied();
+    let newest =
+        parts.configs.last_key_value().map(|(e, c)| (*e, c.reconfigure.msg.last_committed_epoch));
+    let keep = |e: &Epoch| {
+        let base = newest.and_then(|(_, b)| b).filter(|b| committed.is_none_or(|c| *b > c));
+        Some(*e) == committed || Some(*e) == newest.map(|(n, _)| n) || Some(*e) == base
+    };
+    parts.configs.retain(|e, _| keep(e));
+    parts.shares.retain(|e, _| keep(e));
+    parts.commits.retain(|e| keep(e));
+    parts.certificates.retain(|e, _| keep(e));
     if epochs > 0 && below(&mut rng, 4) == 0 {
         let from = id(1 + below(&mut rng, 15));
         parts.expunged = Some(ExpungedMetadata { epoch: Epoch(epoch + below(&mut rng, 3)), from });

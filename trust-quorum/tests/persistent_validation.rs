@@ -120,14 +120,14 @@ fn non_canonical_encodings_are_refused() {
         };
         framed(&l)
     };
-    assert_eq!(loose(vec![1, 2, 3]), bytes, "the canonical order encodes as the library does");
-    assert_eq!(PersistentState::decode(&loose(vec![2, 1, 3])), Err(E::NonCanonical));
-    assert_eq!(PersistentState::decode(&loose(vec![1, 2, 3, 3])), Err(E::NonCanonical));
+    assert_eq!(loose(vec![3]), bytes, "the canonical form encodes as the library does");
+    assert_eq!(PersistentState::decode(&loose(vec![3, 3])), Err(E::NonCanonical));
 }
 
 #[test]
 fn each_rule_has_its_typed_error() {
-    let (state, _) = sled0();
+    let r = real_rack();
+    let state = r.cluster.state(&id(0)).clone();
     let base = state.to_parts();
     let e = Epoch;
     let edit = |f: &dyn Fn(&mut PersistentStateParts)| {
@@ -145,17 +145,17 @@ fn each_rule_has_its_typed_error() {
         }),
         Invalid::ConfigEpochMismatch { key: e(5), epoch: e(4) }
     );
-    let invalid = edit(&|p| p.configs.get_mut(&e(2)).unwrap().threshold.0 = 9);
-    assert!(matches!(invalid, Invalid::InvalidConfig { epoch: Epoch(2), .. }), "{invalid:?}");
+    let invalid = edit(&|p| p.configs.get_mut(&e(3)).unwrap().threshold.0 = 9);
+    assert!(matches!(invalid, Invalid::InvalidConfig { epoch: Epoch(3), .. }), "{invalid:?}");
     assert_eq!(
         edit(&|p| {
-            let mut c = config_at(p, 2);
+            let mut c = config_at(p, 3);
             let (_, digest) = c.members.pop_last().unwrap();
             let long = BaseboardId::new("P", "9".repeat(MAX_ID_FIELD_LEN + 1)).unwrap();
             c.members.insert(long, digest);
-            p.configs.insert(e(2), c);
+            p.configs.insert(e(3), c);
         }),
-        Invalid::IdTooLong { epoch: Some(e(2)), len: MAX_ID_FIELD_LEN + 1, max: MAX_ID_FIELD_LEN }
+        Invalid::IdTooLong { epoch: Some(e(3)), len: MAX_ID_FIELD_LEN + 1, max: MAX_ID_FIELD_LEN }
     );
     assert_eq!(
         edit(&|p| {
@@ -170,8 +170,8 @@ fn each_rule_has_its_typed_error() {
     );
     let other_rack = tq_types::RackId(uuid::Uuid::from_u128(7));
     assert_eq!(
-        edit(&|p| p.configs.get_mut(&e(3)).unwrap().rack_id = other_rack),
-        Invalid::RackIdMismatch { epoch: e(3), expected: support::rack(), found: other_rack }
+        edit(&|p| p.configs.get_mut(&e(4)).unwrap().rack_id = other_rack),
+        Invalid::RackIdMismatch { epoch: e(4), expected: support::rack(), found: other_rack }
     );
     assert_eq!(
         edit(&|p| {
@@ -187,22 +187,21 @@ fn each_rule_has_its_typed_error() {
     );
     assert_eq!(
         edit(&|p| {
-            let mut bytes = p.shares[&e(1)].as_bytes().to_vec();
+            let mut bytes = p.shares[&e(3)].as_bytes().to_vec();
             bytes[5] ^= 1;
-            p.shares.insert(e(1), Share::new(bytes));
+            p.shares.insert(e(3), Share::new(bytes));
         }),
-        Invalid::ShareDigestMismatch { epoch: e(1) }
+        Invalid::ShareDigestMismatch { epoch: e(3) }
     );
     assert_eq!(
         edit(&|p| {
-            p.commits.insert(e(4));
-            p.shares.remove(&e(4));
+            p.shares.remove(&e(3));
         }),
-        Invalid::CommitWithoutShare { epoch: e(4) }
+        Invalid::CommitWithoutShare { epoch: e(3) }
     );
     assert_eq!(
         edit(&|p| {
-            p.commits.insert(e(9));
+            p.commits = BTreeSet::from([e(9)]);
         }),
         Invalid::CommitWithoutConfig { epoch: e(9) }
     );
@@ -216,13 +215,22 @@ fn each_rule_has_its_typed_error() {
         Invalid::ExpungedWithoutConfig { epoch: e(3) }
     );
     let mut many = empty_parts();
-    let c1 = base.configs[&e(1)].clone();
+    let c1 = base.configs[&e(3)].clone();
     for epoch in 1..=MAX_CONFIGS as u64 + 1 {
         many.configs.insert(e(epoch), Configuration { epoch: e(epoch), ..c1.clone() });
     }
     assert_eq!(
         PersistentState::try_from(many),
         Err(Invalid::TooManyConfigs { count: MAX_CONFIGS + 1, max: MAX_CONFIGS })
+    );
+    // Everything else is valid but no longer kept: an earlier committed
+    // configuration, a share without its commit.
+    let config2 = r.cluster.config(2).clone();
+    assert_eq!(
+        edit(&|p| {
+            p.configs.insert(e(2), config2.clone());
+        }),
+        Invalid::NotRetained { epoch: e(2) }
     );
     // Messages name the epoch, never share bytes.
     let msg = Invalid::ShareDigestMismatch { epoch: e(1) }.to_string();
@@ -273,24 +281,24 @@ fn each_signed_decision_is_checked_against_the_states_authority() {
     // trusts the test authority.
     assert_eq!(
         edit(&|p| {
-            let c = signed_by(&rogue, &p.configs[&e(2)]);
-            p.configs.insert(e(2), c);
+            let c = signed_by(&rogue, &p.configs[&e(4)]);
+            p.configs.insert(e(4), c);
         }),
-        unauthorized(2, AuthorityError::BadSignature)
+        unauthorized(4, AuthorityError::BadSignature)
     );
     // The state's key replaced: nothing it holds was signed by that key.
     assert_eq!(
         edit(&|p| p.authority = rogue.public_key()),
-        unauthorized(1, AuthorityError::BadSignature)
+        unauthorized(3, AuthorityError::BadSignature)
     );
     // A configuration that differs from the request it embeds.
     assert_eq!(
-        edit(&|p| p.configs.get_mut(&e(2)).unwrap().coordinator = id(3)),
-        unauthorized(2, AuthorityError::ConfigMismatch(SignedField::Coordinator))
+        edit(&|p| p.configs.get_mut(&e(4)).unwrap().coordinator = id(4)),
+        unauthorized(4, AuthorityError::ConfigMismatch(SignedField::Coordinator))
     );
     assert_eq!(
-        edit(&|p| p.configs.get_mut(&e(2)).unwrap().threshold.0 += 1),
-        unauthorized(2, AuthorityError::ConfigMismatch(SignedField::Threshold))
+        edit(&|p| p.configs.get_mut(&e(4)).unwrap().threshold.0 -= 1),
+        unauthorized(4, AuthorityError::ConfigMismatch(SignedField::Threshold))
     );
     // A certificate, signed by the trusted authority, for another
     // configuration of the same epoch (other sealed secrets): its digest
@@ -341,8 +349,8 @@ fn validate_checks_that_the_shares_are_this_nodes() {
     let r = real_rack();
     let s0 = r.cluster.state(&id(0)).clone();
     assert_eq!(s0.validate(&id(0)), Ok(()));
-    assert_eq!(s0.validate(&id(1)), Err(Invalid::ShareNotOwn { epoch: Epoch(1) }));
-    assert_eq!(s0.validate(&id(9)), Err(Invalid::NotAMember { epoch: Epoch(1) }));
+    assert_eq!(s0.validate(&id(1)), Err(Invalid::ShareNotOwn { epoch: Epoch(3) }));
+    assert_eq!(s0.validate(&id(9)), Err(Invalid::NotAMember { epoch: Epoch(3) }));
     // Sled 0's state with sled 1's share of epoch 3 decodes (the share
     // matches the digest of the member its x-coordinate names), but is not
     // sled 0's.
@@ -364,7 +372,7 @@ fn validate_checks_that_the_shares_are_this_nodes() {
 #[test]
 fn a_flipped_share_on_disk_is_refused() {
     let (state, bytes) = sled0();
-    for epoch in 1..=4 {
+    for epoch in 3..=4 {
         let at = share_offset(&state, &bytes, epoch);
         for i in at..at + 33 {
             for mask in [0x01, 0x80, 0xff] {

@@ -16,7 +16,7 @@ use trust_quorum::crypto::authority::Authority;
 use trust_quorum::harness::{self, Stepped};
 
 use crate::fuzzing::scenario::{Scenario, rack, scenario};
-use crate::world::sled_id;
+use crate::world::{retention, sled_id};
 
 /// One input to the node under test.
 #[derive(Debug, Arbitrary)]
@@ -157,17 +157,30 @@ fn mutate(e: &Envelope, m: &Mutation) -> (BaseboardId, PeerMsg) {
 }
 
 /// docs/protocol.md's rules for how a node's durable state may change: configs
-/// and shares never replaced or removed, commits only added and only of
-/// prepared epochs, `expunged` cleared only by a later configuration that
-/// lists `me` (a re-add) and never changed otherwise.
+/// and shares never replaced, and removed only once superseded (section
+/// 2.4); the latest commit never moves back, commits are only of prepared
+/// epochs; `expunged` cleared only by a later configuration that lists `me`
+/// (a re-add) and never changed otherwise; the state stays within the
+/// retention bound.
 fn check_transition(me: &BaseboardId, before: &PersistentState, after: &PersistentState) {
+    let superseded = |e: Epoch| retention::superseded(after, e);
     for (e, c) in before.configs() {
-        assert_eq!(after.config(*e), Some(c), "stored config {e} replaced or removed");
+        match after.config(*e) {
+            Some(kept) => assert_eq!(kept, c, "stored config {e} replaced"),
+            None => assert!(superseded(*e), "stored config {e} removed before superseded"),
+        }
     }
     for e in before.share_epochs() {
-        assert!(after.share(e) == before.share(e), "stored share {e} replaced or removed");
+        match after.share(e) {
+            Some(kept) => assert!(Some(kept) == before.share(e), "stored share {e} replaced"),
+            None => assert!(superseded(e), "stored share {e} removed before superseded"),
+        }
     }
-    assert!(before.commits().is_subset(after.commits()), "a commit was removed");
+    assert!(
+        before.latest_committed_epoch() <= after.latest_committed_epoch(),
+        "the latest commit moved back"
+    );
+    assert!(after.configs().len() <= 3 && after.commits().len() <= 1, "state over its bound");
     for e in after.commits() {
         assert!(after.is_prepared(*e), "committed {e} without config and share");
     }
@@ -274,7 +287,8 @@ fn apply_node_input(
             let req = CommitRequest { rack_id, epoch: epoch_, certificate };
             let stepped = sled.request(|node, ctx| node.commit_configuration(ctx, req));
             if stepped.as_ref().is_some_and(|st| st.value == Ok(CommitStatus::Committed)) {
-                assert!(sled.disk().commits().contains(&Epoch(u64::from(epoch))));
+                let e = Epoch(u64::from(epoch));
+                assert!(retention::committed_at_or_after(sled.disk(), e));
             }
             released(stepped)
         }
@@ -291,7 +305,7 @@ fn apply_node_input(
                     let req = PrepareAndCommitRequest { config: c, certificate };
                     let stepped = sled.request(|node, ctx| node.prepare_and_commit(ctx, req));
                     if stepped.as_ref().is_some_and(|st| st.value == Ok(CommitStatus::Committed)) {
-                        assert!(sled.disk().commits().contains(&epoch));
+                        assert!(retention::committed_at_or_after(sled.disk(), epoch));
                     }
                     released(stepped)
                 }

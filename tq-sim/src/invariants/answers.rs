@@ -181,8 +181,10 @@ fn lost_facts_are_the_prepares_and_commits_the_disk_held() {
     assert!(!lost.prepare(&sled_id(3), Epoch(1)) && !lost.commit(&sled_id(3), Epoch(1)));
     assert!(!lost.prepare(&sled_id(3), Epoch(3)));
     assert_eq!(lost.sleds(), [sled_id(3)].into_iter().collect());
-    // A prepared but uncommitted epoch is a lost prepare, not a lost commit.
+    // A prepared but uncommitted epoch is a lost prepare, not a lost commit;
+    // what the disk held before, and has since dropped, is lost too.
     let mut lost = LostFacts::default();
+    lost.persisted(&sled_id(0), &fx().epoch1_disks[&sled_id(0)]);
     lost.record(
         &sled_id(0),
         &edit(fx().disk(0), |d| {

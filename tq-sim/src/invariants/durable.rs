@@ -1,10 +1,13 @@
 //! Checks on every durable write (docs/protocol.md section 7.3).
 
-use tq_types::{BaseboardId, Configuration};
+use std::collections::BTreeSet;
+
+use tq_types::{BaseboardId, Configuration, Epoch};
 use trust_quorum::{PersistentState, crypto};
 
 use super::Checker;
 use super::rules::Rule;
+use crate::world::retention;
 
 impl Checker {
     /// A sled durably wrote `new` over `old`.
@@ -18,31 +21,47 @@ impl Checker {
         self.local_commit_implies_prepared(who, new);
         self.membership(who, new);
         self.share_integrity(who, new);
+        self.state_bound(who, new);
         for config in new.configs().values() {
             self.global_uniqueness(&format!("stored by {who}"), config);
         }
     }
 
-    /// Configurations, shares and commits are never removed; the latest
-    /// committed epoch never decreases; `expunged` is cleared only by a
-    /// configuration of a later epoch that lists the sled (7.3, 4.8).
+    /// A stored configuration or share is never replaced, and disappears
+    /// only once superseded: the sled committed a later epoch, or stored a
+    /// later configuration that does not build on it (docs/protocol.md
+    /// section 2.4). The latest committed epoch never decreases, and no
+    /// commit is dropped but for a later one. `expunged` is cleared only by
+    /// a configuration of a later epoch that lists the sled (7.3, 4.8).
     fn monotonic_across_crashes(
         &mut self,
         who: &BaseboardId,
         old: &PersistentState,
         new: &PersistentState,
     ) {
+        let latest = new.latest_committed_epoch();
+        let superseded = |e: Epoch| retention::superseded(new, e);
         for (e, c) in old.configs() {
-            if new.config(*e) != Some(c) {
-                self.violation(Rule::Monotonicity, format!("{who} lost or replaced config {e}"));
+            match new.config(*e) {
+                Some(kept) if kept == c => {}
+                None if superseded(*e) => {}
+                _ => {
+                    self.violation(Rule::Monotonicity, format!("{who} lost or replaced config {e}"))
+                }
             }
         }
         for e in old.share_epochs() {
-            if new.share(e) != old.share(e) {
-                self.violation(Rule::Monotonicity, format!("{who} lost or replaced share {e}"));
+            match new.share(e) {
+                Some(kept) if Some(kept) == old.share(e) => {}
+                None if superseded(e) => {}
+                _ => {
+                    self.violation(Rule::Monotonicity, format!("{who} lost or replaced share {e}"))
+                }
             }
         }
-        if !old.commits().is_subset(new.commits()) {
+        if old.latest_committed_epoch() > latest
+            || old.commits().iter().any(|e| !new.commits().contains(e) && !superseded(*e))
+        {
             self.violation(Rule::Monotonicity, format!("{who} lost a commit"));
         }
         if let Some(ex) = old.expunged().filter(|_| new.expunged() != old.expunged()) {
@@ -99,6 +118,25 @@ impl Checker {
                     format!("{who}'s share {e} mismatches its digest"),
                 );
             }
+        }
+    }
+
+    /// Nothing superseded is kept (docs/protocol.md section 2.4): at most
+    /// the newest commit, the newest configuration and the epoch it builds
+    /// on, whatever the rack's history.
+    fn state_bound(&mut self, who: &BaseboardId, s: &PersistentState) {
+        let stored =
+            s.configs().keys().copied().chain(s.share_epochs()).chain(s.commits().iter().copied());
+        let kept_past: BTreeSet<Epoch> = stored.filter(|e| retention::superseded(s, *e)).collect();
+        if !kept_past.is_empty() || s.configs().len() > 3 || s.commits().len() > 1 {
+            self.violation(
+                Rule::StateBound,
+                format!(
+                    "{who} keeps superseded epochs {kept_past:?} ({} configs, {} commits)",
+                    s.configs().len(),
+                    s.commits().len()
+                ),
+            );
         }
     }
 

@@ -101,10 +101,11 @@ const CASES: &[Case] = &[
     Case {
         rule: Rule::Membership,
         broken: |c| {
-            let new = edit(fx().disk(3), |d| {
-                d.configs.insert(Epoch(1), fx().config(1).clone());
+            // Sled 4 never joined: epoch 2 does not list it.
+            let new = edit(&blank(), |d| {
+                d.configs.insert(Epoch(2), fx().config(2).clone());
             });
-            persist(c, 3, &blank(), new);
+            persist(c, 4, &blank(), new);
         },
         benign: |c| persist(c, 3, &blank(), fx().disk(3).clone()),
     },
@@ -127,7 +128,7 @@ const CASES: &[Case] = &[
         broken: |c| {
             persist(c, 0, &blank(), fx().disk(0).clone());
             let other = edit(fx().disk(1), |d| {
-                d.configs.get_mut(&Epoch(1)).unwrap().threshold.0 = 3;
+                d.configs.get_mut(&Epoch(2)).unwrap().threshold.0 = 2;
             });
             persist(c, 1, &blank(), other);
         },
@@ -158,7 +159,7 @@ const CASES: &[Case] = &[
                 0,
                 3,
                 PeerMsgKind::Share { epoch: Epoch(1), share: fx().share(0, 1) },
-                fx().disk(0).clone(),
+                fx().epoch1_disks[&sled_id(0)].clone(),
             )
         },
         benign: |c| {
@@ -167,7 +168,7 @@ const CASES: &[Case] = &[
                 0,
                 1,
                 PeerMsgKind::Share { epoch: Epoch(1), share: fx().share(0, 1) },
-                fx().disk(0).clone(),
+                fx().epoch1_disks[&sled_id(0)].clone(),
             )
         },
     },
@@ -186,7 +187,15 @@ const CASES: &[Case] = &[
     },
     Case {
         rule: Rule::StalePrepares,
-        broken: |c| send(c, 0, 1, PeerMsgKind::PrepareAck(Epoch(1)), fx().disk(0).clone()),
+        broken: |c| {
+            // Still holding epoch 1 (as a bug that kept it would), so only
+            // the staleness is wrong.
+            let disk = edit(fx().disk(0), |d| {
+                d.configs.insert(Epoch(1), fx().config(1).clone());
+                d.shares.insert(Epoch(1), fx().share(0, 1));
+            });
+            send(c, 0, 1, PeerMsgKind::PrepareAck(Epoch(1)), disk)
+        },
         benign: |c| send(c, 0, 1, PeerMsgKind::PrepareAck(Epoch(2)), fx().disk(0).clone()),
     },
     Case {
@@ -259,6 +268,17 @@ const CASES: &[Case] = &[
             acked_check(c, &disks);
         },
         benign: |c| acked_check(c, &fx().disks),
+    },
+    Case {
+        rule: Rule::StateBound,
+        broken: |c| {
+            let new = edit(fx().disk(0), |d| {
+                d.configs.insert(Epoch(1), fx().config(1).clone());
+                d.shares.insert(Epoch(1), fx().share(0, 1));
+            });
+            persist(c, 0, &blank(), new);
+        },
+        benign: |c| persist(c, 0, &blank(), fx().disk(0).clone()),
     },
 ];
 

@@ -28,8 +28,9 @@ macro_rules! rules {
 }
 
 rules! {
-    /// Configurations, shares and commits are never removed or replaced;
-    /// `expunged` changes only by a re-admitting configuration.
+    /// Configurations and shares are never replaced, and removed only once
+    /// superseded; the latest commit never moves back; `expunged` changes
+    /// only by a re-admitting configuration.
     Monotonicity => "monotonicity",
     /// Every committed epoch is prepared.
     CommitImpliesPrepared => "commit_implies_prepared",
@@ -66,4 +67,7 @@ rules! {
     CoordinateXorCompute => "coordinate_xor_compute",
     /// Members a coordinator counts as acknowledged are durably prepared.
     AckedMembersPrepared => "acked_members_prepared",
+    /// A durable state keeps nothing superseded, so it holds at most three
+    /// epochs whatever the rack's history.
+    StateBound => "state_bound",
 }

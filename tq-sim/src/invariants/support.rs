@@ -26,6 +26,10 @@ use crate::world::{GroundTruth, World, sled_id};
 pub(super) struct Fixture {
     /// Every sled's durable state.
     pub(super) disks: BTreeMap<BaseboardId, PersistentState>,
+    /// Every sled's durable state once epoch 1 committed: sleds keep only
+    /// their newest epochs, so epoch 1's configuration and shares are read
+    /// from here.
+    pub(super) epoch1_disks: BTreeMap<BaseboardId, PersistentState>,
     /// The world's ground truth.
     pub(super) truth: GroundTruth,
     /// Each epoch's secret, rebuilt with the product's crypto from K
@@ -49,23 +53,26 @@ fn build() -> Fixture {
     world.apply(&Event::BeginLiveness);
     take(&mut world);
     crate::liveness::settle(&mut world, 20_000).unwrap();
+    let snapshot = |w: &World| -> BTreeMap<BaseboardId, PersistentState> {
+        w.rack.sleds.iter().map(|(id, s)| (id.clone(), s.disk().clone())).collect()
+    };
+    let epoch1_disks = snapshot(&world);
     world.apply(&Event::AddSleds { replica: 0, sleds: vec![sled_id(3)] });
     take(&mut world);
     crate::liveness::settle(&mut world, 20_000).unwrap();
-    let disks: BTreeMap<BaseboardId, PersistentState> =
-        world.rack.sleds.iter().map(|(id, s)| (id.clone(), s.disk().clone())).collect();
+    let disks = snapshot(&world);
     for i in 0..=3 {
         assert_eq!(disks[&sled_id(i)].latest_committed_epoch(), Some(Epoch(2)), "sled {i}");
     }
     let mut secrets = BTreeMap::new();
-    for e in [Epoch(1), Epoch(2)] {
-        let config = disks[&sled_id(0)].config(e).unwrap();
+    for (e, at) in [(Epoch(1), &epoch1_disks), (Epoch(2), &disks)] {
+        let config = at[&sled_id(0)].config(e).unwrap();
         let k = usize::from(config.threshold.0);
         let shares: Vec<Share> =
-            config.members.keys().take(k).map(|m| disks[m].share(e).unwrap().clone()).collect();
+            config.members.keys().take(k).map(|m| at[m].share(e).unwrap().clone()).collect();
         secrets.insert(e, crypto::combine(&shares).unwrap());
     }
-    Fixture { disks, truth: world.truth().clone(), secrets }
+    Fixture { disks, epoch1_disks, truth: world.truth().clone(), secrets }
 }
 
 impl Fixture {
@@ -74,14 +81,19 @@ impl Fixture {
         &self.disks[&sled_id(i)]
     }
 
-    /// The configuration of `epoch`.
+    /// The configuration of `epoch` (1 or 2).
     pub(super) fn config(&self, epoch: u64) -> &Configuration {
-        self.disk(0).config(Epoch(epoch)).unwrap()
+        self.at(epoch)[&sled_id(0)].config(Epoch(epoch)).unwrap()
     }
 
-    /// Sled `i`'s share of `epoch`.
+    /// Sled `i`'s share of `epoch` (1 or 2).
     pub(super) fn share(&self, i: usize, epoch: u64) -> Share {
-        self.disk(i).share(Epoch(epoch)).unwrap().clone()
+        self.at(epoch)[&sled_id(i)].share(Epoch(epoch)).unwrap().clone()
+    }
+
+    /// The disks as they were when `epoch` was the newest committed one.
+    fn at(&self, epoch: u64) -> &BTreeMap<BaseboardId, PersistentState> {
+        if epoch == 1 { &self.epoch1_disks } else { &self.disks }
     }
 
     /// The secret of `epoch`.

@@ -8,7 +8,7 @@ use trust_quorum::PersistentState;
 use super::Checker;
 use super::rules::Rule;
 use crate::world::truth::point;
-use crate::world::{GroundTruth, LostFacts, World};
+use crate::world::{GroundTruth, LostFacts, World, retention};
 
 impl Checker {
     /// The checks on each sled's status and coordination.
@@ -43,7 +43,7 @@ impl Checker {
     }
 
     /// Any member the coordinator `id` counts as acked is durably prepared
-    /// (7.2), unless a wipe took that very prepare (`lost`; counted as an
+    /// or has moved past the epoch (7.2, 2.4), unless a wipe took that very prepare (`lost`; counted as an
     /// exemption used). `disk` gives each sled's durable state.
     pub(super) fn acked_members_have_prepared<'a>(
         &mut self,
@@ -54,7 +54,9 @@ impl Checker {
     ) {
         let e = status.config.epoch;
         for m in &status.acked_prepares {
-            let prepared = disk(m).is_some_and(|d| d.is_prepared(e));
+            // A member that moved past e since may have dropped it
+            // (docs/protocol.md section 2.4).
+            let prepared = disk(m).is_some_and(|d| retention::prepared_or_superseded(d, e));
             let rule = Rule::AckedMembersPrepared;
             if !prepared && !self.exemptions.excuse_prepare(lost, rule.name(), m, e) {
                 self.violation(

@@ -10,33 +10,51 @@
 //! is excused, and a wiped sled never counts as holding anything. Wiping a
 //! blank disk loses no fact.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use tq_types::{BaseboardId, Epoch};
 use trust_quorum::PersistentState;
 
 /// The prepares and commits lost disks held.
+///
+/// A sled keeps only its newest epochs (docs/protocol.md section 2.4), so
+/// the facts a disk held are accumulated from every durable write since its
+/// last wipe, not read from its final state alone: a wipe takes the prepare
+/// of an epoch the sled had since superseded as surely as a current one.
 #[derive(Clone, Default, Debug)]
 pub(crate) struct LostFacts {
     /// (sled, epoch): the sled durably held the configuration and its share
-    /// of the epoch when a wipe took them.
+    /// of the epoch since its last wipe, and a wipe took them.
     prepares: BTreeSet<(BaseboardId, Epoch)>,
-    /// (sled, epoch): the sled had durably committed the epoch when a wipe
-    /// took the commit.
+    /// (sled, epoch): the sled had durably committed the epoch since its
+    /// last wipe, and a wipe took the commit.
     commits: BTreeSet<(BaseboardId, Epoch)>,
+    /// What each sled's current disk has durably held since its last wipe.
+    held: BTreeMap<BaseboardId, Held>,
+}
+
+/// Prepared and committed epochs a disk has held.
+#[derive(Clone, Default, Debug)]
+struct Held {
+    prepares: BTreeSet<Epoch>,
+    commits: BTreeSet<Epoch>,
 }
 
 impl LostFacts {
-    /// Records what `who`'s disk held when it was wiped.
+    /// Notes what `who` durably wrote.
+    pub(crate) fn persisted(&mut self, who: &BaseboardId, state: &PersistentState) {
+        let held = self.held.entry(who.clone()).or_default();
+        held.prepares.extend(state.configs().keys().filter(|e| state.is_prepared(**e)));
+        held.commits.extend(state.commits().iter().copied());
+    }
+
+    /// Records what `who`'s disk held when it was wiped: its final state and
+    /// everything it held since the previous wipe.
     pub(crate) fn record(&mut self, who: &BaseboardId, lost: &PersistentState) {
-        for e in lost.configs().keys() {
-            if lost.is_prepared(*e) {
-                self.prepares.insert((who.clone(), *e));
-            }
-        }
-        for e in lost.commits() {
-            self.commits.insert((who.clone(), *e));
-        }
+        self.persisted(who, lost);
+        let held = self.held.remove(who).unwrap_or_default();
+        self.prepares.extend(held.prepares.into_iter().map(|e| (who.clone(), e)));
+        self.commits.extend(held.commits.into_iter().map(|e| (who.clone(), e)));
     }
 
     /// Whether a wipe took `who`'s durable prepare of `epoch`.

@@ -55,6 +55,7 @@ impl GroundTruth {
         for o in observed {
             match o {
                 Observation::Persisted { who, new, .. } => {
+                    self.lost.persisted(who, new);
                     for e in new.commits() {
                         if let Some(c) = new.config(*e) {
                             self.committed

@@ -147,6 +147,17 @@ pub fn verify_certificate(
     if certificate.config_digest != config_digest(config)? {
         return Err(AuthorityError::CertificateMismatch(SignedField::Configuration));
     }
+    verify_certificate_signature(key, certificate)
+}
+
+/// Checks only a commit certificate's signature: the authority committed
+/// the configuration with the certificate's digest at its rack and epoch.
+/// For an epoch whose configuration a node no longer keeps; otherwise use
+/// [`verify_certificate`].
+pub fn verify_certificate_signature(
+    key: &AuthorityKey,
+    certificate: &CommitCertificate,
+) -> Result<(), AuthorityError> {
     let payload =
         commit_payload(certificate.rack_id, certificate.epoch, certificate.config_digest)?;
     verify(key, &payload, &certificate.signature)

@@ -116,14 +116,16 @@ impl NodeCtx {
         &mut *self.rng
     }
 
-    /// Changes the persistent state through `f`, raising the changed flag
-    /// when `f` reports a change.
+    /// Changes the persistent state through `f`, then drops what it no
+    /// longer keeps (docs/protocol.md section 2.4), raising the changed flag
+    /// when either changed it: one write carries both.
     pub(crate) fn update_persistent<T>(
         &mut self,
         f: impl FnOnce(&mut PersistentState) -> (bool, T),
     ) -> T {
         let (changed, out) = f(&mut self.persistent);
-        self.persistent_changed |= changed;
+        let pruned = self.persistent.prune();
+        self.persistent_changed |= changed || pruned;
         out
     }
 

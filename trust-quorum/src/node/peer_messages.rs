@@ -9,7 +9,8 @@ use tq_types::{
 use super::activity::Activity;
 use super::coordinator::Progress;
 use super::key_share::Computation;
-use super::validate::check_config;
+use super::persistent::MAX_ID_FIELD_LEN;
+use super::validate::{check_config, id_field_len};
 use super::{Node, NodeCtx};
 use crate::crypto;
 use crate::crypto::authority::{verify_committed, verify_config};
@@ -99,6 +100,14 @@ impl Node {
         }
         if let Err(why) = verify_config(ctx.authority(), &config) {
             tracing::warn!(node = %me, %from, %epoch, %why, "unauthorized prepare ignored");
+            return;
+        }
+        let stale = state.latest_committed_epoch().is_some_and(|l| l > epoch);
+        let planted_stale_ack = stale && ctx.has_bug(PlantedBug::AckStalePrepare);
+        if !state.would_keep(epoch) && !planted_stale_ack {
+            // A newer configuration that does not build on this one is
+            // stored: acknowledging would promise a share this node drops.
+            tracing::debug!(node = %me, %from, %epoch, "superseded prepare ignored");
             return;
         }
         if share.as_bytes().len() != crypto::SHARE_LEN || !crypto::share_matches(&share, digest) {
@@ -235,6 +244,11 @@ impl Node {
         };
         if epoch < latest {
             tracing::debug!(%from, %epoch, %latest, "stale expunged notice ignored");
+            return;
+        }
+        if id_field_len(&from) > MAX_ID_FIELD_LEN {
+            // The marker keeps the sender; the state must stay decodable.
+            tracing::warn!(%epoch, "expunged notice from an oversized id ignored");
             return;
         }
         tracing::warn!(node = %ctx.id(), %from, %epoch, "expunged");

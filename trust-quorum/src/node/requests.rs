@@ -15,7 +15,9 @@ use super::validate::{
     ValidatedReconfigureMsg, check_authorized, check_config, check_not_expunged, check_rack,
 };
 use super::{Node, NodeCtx, PersistentState, Reply};
-use crate::crypto::authority::{verify_certificate, verify_committed};
+use crate::crypto::authority::{
+    verify_certificate, verify_certificate_signature, verify_committed,
+};
 
 impl Node {
     /// Starts coordinating a new configuration (docs/protocol.md section 3.3).
@@ -75,22 +77,37 @@ impl Node {
         let state = ctx.persistent_state();
         check_not_expunged(state, None)?;
         check_rack(state, req.rack_id)?;
+        // The certificate must name the request's epoch and exactly the
+        // configuration this node prepared.
+        let certificate = req.certificate;
+        let names_request = || {
+            if certificate.rack_id != req.rack_id || certificate.epoch != req.epoch {
+                let field = if certificate.epoch != req.epoch {
+                    SignedField::Epoch
+                } else {
+                    SignedField::Rack
+                };
+                return Err(NodeRefusal::Unauthorized(AuthorityError::CertificateMismatch(field)));
+            }
+            Ok(())
+        };
         if state.latest_committed_epoch().is_some_and(|l| l >= req.epoch) {
-            return Ok(commit_status(state, req.epoch));
+            // At or below the newest commit: an earlier epoch's configuration
+            // is no longer kept (docs/protocol.md section 2.4), so only the
+            // authority's signature can be checked; a certified earlier
+            // epoch is committed as far as this node is concerned.
+            names_request()?;
+            let verified = match state.config(req.epoch) {
+                Some(config) => verify_certificate(state.authority(), &certificate, config),
+                None => verify_certificate_signature(state.authority(), &certificate),
+            };
+            check_authorized(verified)?;
+            return Ok(CommitStatus::Committed);
         }
         let Some(config) = state.config(req.epoch).filter(|_| state.is_prepared(req.epoch)) else {
             return Err(CommitError::NotPrepared(req.epoch));
         };
-        // The certificate must name the request's epoch and exactly the
-        // configuration this node prepared.
-        let certificate = req.certificate;
-        if certificate.rack_id != req.rack_id || certificate.epoch != req.epoch {
-            let field =
-                if certificate.epoch != req.epoch { SignedField::Epoch } else { SignedField::Rack };
-            return Err(
-                NodeRefusal::Unauthorized(AuthorityError::CertificateMismatch(field)).into()
-            );
-        }
+        names_request()?;
         check_authorized(verify_certificate(state.authority(), &certificate, config))?;
         ctx.update_persistent(|p| {
             let c = p.insert_certificate(certificate);
@@ -145,6 +162,12 @@ impl Node {
         if state.latest_committed_epoch().is_some_and(|l| l >= epoch) {
             return Ok(commit_status(state, epoch));
         }
+        if !state.would_keep(epoch) {
+            // A newer configuration that does not build on this epoch is
+            // stored: the control plane that sent it has moved past it.
+            tracing::debug!(node = %me, %epoch, "superseded committed configuration not learned");
+            return Ok(CommitStatus::Pending);
+        }
         if let Some(stored) = state.config(epoch) {
             if *stored != config {
                 ctx.raise_alarm(Alarm::MismatchedConfigurations { epoch, from });
@@ -190,6 +213,12 @@ impl Node {
     }
 }
 
+/// Committed at or below the newest committed epoch (earlier commits are
+/// no longer kept, docs/protocol.md section 2.4), otherwise pending.
 fn commit_status(state: &PersistentState, epoch: Epoch) -> CommitStatus {
-    if state.commits().contains(&epoch) { CommitStatus::Committed } else { CommitStatus::Pending }
+    if state.latest_committed_epoch().is_some_and(|l| l >= epoch) {
+        CommitStatus::Committed
+    } else {
+        CommitStatus::Pending
+    }
 }

@@ -9,7 +9,7 @@ use tq_types::{
     RackIdMismatch, ReconfigurationError, ReconfigureMsg, SignedReconfigure, Threshold,
 };
 
-use super::persistent::PersistentState;
+use super::persistent::{MAX_ID_FIELD_LEN, MAX_SEALED_DATA_LEN, PersistentState};
 use crate::crypto::authority::verify_reconfigure;
 
 /// Checks membership size and threshold bounds (docs/protocol.md section 1).
@@ -63,7 +63,10 @@ pub(crate) fn check_authorized(result: Result<(), AuthorityError>) -> Result<(),
 }
 
 /// Checks the structure of a configuration received from a peer or the
-/// control plane.
+/// control plane, including the size caps of what a node stores (ids of at
+/// most [`MAX_ID_FIELD_LEN`] bytes per field, sealed secrets of at most
+/// [`MAX_SEALED_DATA_LEN`] bytes), so that nothing stored can make the
+/// state fail its own decoding later.
 pub(crate) fn check_config(config: &Configuration) -> Result<(), InvalidConfiguration> {
     check_bounds(config.members.len(), config.threshold)?;
     if !config.is_member(&config.coordinator) {
@@ -71,7 +74,22 @@ pub(crate) fn check_config(config: &Configuration) -> Result<(), InvalidConfigur
             coordinator: config.coordinator.clone(),
         });
     }
+    let longest_id = config.members.keys().map(id_field_len).max().unwrap_or(0);
+    if longest_id > MAX_ID_FIELD_LEN {
+        return Err(InvalidConfiguration::IdTooLong { len: longest_id, max: MAX_ID_FIELD_LEN });
+    }
+    if let Some(sealed) = &config.encrypted_rack_secrets {
+        let len = sealed.data.len();
+        if len > MAX_SEALED_DATA_LEN {
+            return Err(InvalidConfiguration::SealedDataTooLong { len, max: MAX_SEALED_DATA_LEN });
+        }
+    }
     Ok(())
+}
+
+/// The length of the longer of an id's two fields.
+pub(crate) fn id_field_len(id: &BaseboardId) -> usize {
+    id.part_number().len().max(id.serial_number().len())
 }
 
 /// A reconfiguration request that passed every check of docs/protocol.md section

@@ -27,9 +27,9 @@ use crate::support::{Cluster, authority_key, commit_request, id, ids, reconfigur
 /// members) prepared but never committed, and sled 3, removed at epoch 3,
 /// told so while loading a secret.
 ///
-/// Sled 0 then holds 4 configurations (3 with sealed secrets), 4 shares, 3
-/// commits with their 3 certificates; sled 3 holds 2 of each and the
-/// expunged marker. Every configuration's request is signed, and every
+/// Sled 0 then keeps 2 configurations (epochs 3 and 4, both with sealed
+/// secrets), their 2 shares, and 1 commit with its certificate; sled 3 keeps
+/// 1 of each (epoch 2) and the expunged marker. Every configuration's request is signed, and every
 /// certificate issued, by the test authority (`support::authority`).
 pub struct RealRack {
     pub cluster: Cluster,
@@ -50,16 +50,16 @@ pub fn real_rack() -> RealRack {
     assert!(c.state(&id(3)).expunged().is_some(), "sled 3 was told it is expunged");
     let secrets = (1..=3).map(|e| (e, c.load_secret(&id(1), e))).collect();
     let s0 = c.state(&id(0));
-    assert_eq!(s0.configs().len(), 4);
-    assert_eq!(s0.commits().len(), 3);
-    assert_eq!(s0.configs().values().filter(|c| c.encrypted_rack_secrets.is_some()).count(), 3);
+    assert_eq!(s0.configs().len(), 2);
+    assert_eq!(s0.commits().len(), 1);
+    assert_eq!(s0.configs().values().filter(|c| c.encrypted_rack_secrets.is_some()).count(), 2);
     assert_eq!(*s0.authority(), authority_key());
     for epoch in s0.commits() {
         assert!(s0.certificate(*epoch).is_some(), "epoch {epoch} committed with its certificate");
     }
     let s3 = c.state(&id(3)).to_parts();
     let counts = (s3.configs.len(), s3.shares.len(), s3.commits.len(), s3.certificates.len());
-    assert_eq!(counts, (2, 2, 2, 2));
+    assert_eq!(counts, (1, 1, 1, 1));
     RealRack { cluster: c, secrets }
 }
 

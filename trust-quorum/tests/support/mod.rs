@@ -13,7 +13,7 @@
     unreachable_pub
 )]
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, OnceLock};
 
 use rand_chacha::ChaCha20Rng;
@@ -106,12 +106,30 @@ pub fn prepare_and_commit_request(config: &Configuration) -> PrepareAndCommitReq
 
 pub struct Cluster {
     pub rack: Rack,
+    /// Every configuration any sled has stored, by epoch: sleds keep only
+    /// their newest epochs, tests look further back.
+    seen: BTreeMap<Epoch, Configuration>,
 }
 
 impl Cluster {
     /// `n` sleds, all up and connected, rngs seeded from `seed`.
     pub fn new(n: usize, seed: u64) -> Self {
-        Cluster { rack: Rack::new((0..n).map(id), authority_key(), seed) }
+        Cluster { rack: Rack::new((0..n).map(id), authority_key(), seed), seen: BTreeMap::new() }
+    }
+
+    /// The configuration of `epoch` as some sled stored it, even if every
+    /// sled has dropped it since.
+    pub fn config(&self, epoch: u64) -> &Configuration {
+        self.seen.get(&Epoch(epoch)).expect("no sled ever stored this epoch")
+    }
+
+    /// Records the configurations the sleds hold now.
+    fn record(&mut self) {
+        for sled in self.rack.sleds().keys() {
+            for (e, c) in self.rack.state(sled).configs() {
+                self.seen.entry(*e).or_insert_with(|| c.clone());
+            }
+        }
     }
 
     /// What `who` wrote durably.
@@ -149,7 +167,9 @@ impl Cluster {
         who: &BaseboardId,
         f: impl FnOnce(&mut Node, &mut NodeCtx) -> T,
     ) -> T {
-        self.rack.call(who, f).expect("call into a crashed sled")
+        let out = self.rack.call(who, f).expect("call into a crashed sled");
+        self.record();
+        out
     }
 
     /// One control-plane request into `who`'s node; the answer once durable.
@@ -158,7 +178,9 @@ impl Cluster {
         who: &BaseboardId,
         f: impl FnOnce(&mut Node, &mut NodeCtx) -> Reply<T>,
     ) -> T {
-        self.rack.request(who, f).expect("request to a crashed sled")
+        let out = self.rack.request(who, f).expect("request to a crashed sled");
+        self.record();
+        out
     }
 
     /// The coordinator status `who` answers a poll with.
@@ -168,16 +190,19 @@ impl Cluster {
 
     pub fn deliver_at(&mut self, index: usize) {
         assert!(self.rack.deliver_at(index), "no envelope at {index}");
+        self.record();
     }
 
     /// Delivers everything in FIFO order until the network is empty.
     pub fn deliver_all(&mut self) {
         self.rack.deliver_all().unwrap();
+        self.record();
     }
 
     /// Delivers the queued envelopes in an order drawn from `rng`.
     pub fn deliver_all_shuffled(&mut self, rng: &mut ChaCha20Rng) {
         self.rack.deliver_all_by(|len| (rng.next_u64() % len as u64) as usize).unwrap();
+        self.record();
     }
 
     pub fn crash(&mut self, who: &BaseboardId) {

@@ -201,6 +201,14 @@ pub enum InvalidPersistentState {
         /// The newest stored configuration.
         latest: Epoch,
     },
+    /// Something is stored for an epoch the state no longer keeps: below
+    /// the newest committed epoch, or an uncommitted attempt that a newer
+    /// configuration superseded (docs/protocol.md section 2.4).
+    #[error("epoch {epoch} is stored but not kept")]
+    NotRetained {
+        /// The first such epoch.
+        epoch: Epoch,
+    },
     /// [`validate`](super::PersistentState::validate) only: a share is
     /// stored for a configuration that does not list the node.
     #[error("share of epoch {epoch} stored but this node is not a member")]

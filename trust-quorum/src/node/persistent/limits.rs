@@ -1,11 +1,10 @@
 //! The persistent state's format version and size bounds.
 //!
-//! The bounds are far above what a real rack reaches and exist so that a
+//! The library never stores more than these bounds: it keeps at most three
+//! epochs (`retention.rs`), and refuses ids and sealed data over their caps
+//! before storing a configuration. Decoding checks them again, so that a
 //! corrupt or forged state cannot make the node hold or process unbounded
-//! data. They are checked when a state is decoded; the library does not yet
-//! refuse to store more, so a node flooded past a bound by forged messages
-//! would fail its next start with a typed error instead of silently running
-//! on (bounding what a node accepts is issue 12, item 3).
+//! data.
 
 use tq_types::codec::MAX_PEER_MSG_LEN;
 
@@ -30,18 +29,16 @@ pub const PERSISTENT_CHECKSUM_CONTEXT: &str = "trust-quorum 2026-11 persistent s
 /// included.
 pub const MAX_PERSISTENT_STATE_LEN: usize = 64 << 20;
 
-/// The most configurations a state may hold: 65,536. A rack allocates one
-/// epoch per reconfiguration attempt (adding or removing sleds), so a real
-/// rack stores tens to hundreds; an unpruned state of 32-member
-/// configurations meets [`MAX_PERSISTENT_STATE_LEN`] at about 1,800
-/// committed epochs, since each one carries all earlier sealed secrets.
-pub const MAX_CONFIGS: usize = 1 << 16;
+/// The most configurations a state holds: 3, the newest committed one, the
+/// newest one, and the one the newest builds on while it is not yet
+/// committed on this node (docs/protocol.md section 2.4).
+pub const MAX_CONFIGS: usize = super::retention::RETAINED_EPOCHS;
 
-/// The most shares a state may hold: one per stored configuration at most.
+/// The most shares a state holds: one per stored configuration at most.
 pub const MAX_SHARES: usize = MAX_CONFIGS;
 
-/// The most committed epochs a state may hold: one per stored share at most.
-pub const MAX_COMMITS: usize = MAX_SHARES;
+/// The most committed epochs a state holds: only the newest is kept.
+pub const MAX_COMMITS: usize = 1;
 
 /// The longest sealed prior-secret data of one configuration:
 /// [`MAX_PEER_MSG_LEN`] (1 MiB), about 26,000 prior epochs of 40 bytes. A

@@ -8,6 +8,7 @@
 //! - `limits.rs`: the format version and the documented size bounds;
 //! - `validate.rs`: the rules every state obeys;
 //! - `error.rs`: the typed errors of decoding and validation;
+//! - `retention.rs`: which epochs a state keeps, and pruning the rest;
 //! - `own_share.rs`: the node-side uses, which need the node's id: loading
 //!   a state for a node ([`NodeCtx::try_with_persistent_state`]) and checking
 //!   the node's own share against its digest before every use.
@@ -18,10 +19,12 @@ mod encoding;
 mod error;
 mod limits;
 mod own_share;
+mod retention;
 mod validate;
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use self::retention::Retention;
 use serde::{Deserialize, Serialize};
 use tq_types::{
     AuthorityKey, CommitCertificate, CommittedConfig, Configuration, Epoch, ExpungedMetadata,
@@ -38,12 +41,17 @@ pub use self::limits::{
 /// authority key, configurations and its own shares by epoch, committed
 /// epochs with their commit certificates, and whether it was expunged.
 ///
-/// Configurations, shares and commits only grow: they are never replaced or
-/// removed. The expunged marker is cleared only by a later configuration
-/// that lists the node (a re-add, docs/protocol.md section 4.8). The library
-/// changes the state
-/// only through [`NodeCtx`](super::NodeCtx), which raises a flag telling the
-/// embedder to write it durably before sending anything.
+/// A stored configuration or share is never replaced, and the newest
+/// committed epoch only grows. The state stays bounded: it keeps at most
+/// three epochs (the newest committed one, the newest configuration, and the
+/// epoch that configuration builds on while it is not yet committed here;
+/// docs/protocol.md section 2.4) and drops the rest in the same write. The
+/// newest committed configuration seals every earlier rack secret, so
+/// nothing dropped is needed again. The expunged marker is cleared only by a
+/// later configuration that lists the node (a re-add, docs/protocol.md
+/// section 4.8). The library changes the state only through
+/// [`NodeCtx`](super::NodeCtx), which raises a flag telling the embedder to
+/// write it durably before sending anything.
 ///
 /// A state from outside the library ([`decode`](Self::decode),
 /// [`TryFrom<PersistentStateParts>`], serde) always passes the checks of
@@ -239,6 +247,28 @@ impl PersistentState {
             return false;
         }
         self.commits.insert(epoch)
+    }
+
+    /// Whether a configuration of `epoch` would be kept if it were stored
+    /// now (docs/protocol.md section 2.4): a node does not acknowledge or
+    /// learn an epoch it would drop at once.
+    pub(crate) fn would_keep(&self, epoch: Epoch) -> bool {
+        Retention::of(&self.commits, &self.configs).would_keep(epoch)
+    }
+
+    /// Drops every configuration, share, commit and certificate the state no
+    /// longer keeps. Returns whether anything was dropped.
+    pub(crate) fn prune(&mut self) -> bool {
+        let retention = Retention::of(&self.commits, &self.configs);
+        let keep = |e: &Epoch| retention.keeps(*e);
+        let before = (self.configs.len(), self.shares.len(), self.commits.len());
+        let certificates = self.certificates.len();
+        self.configs.retain(|e, _| keep(e));
+        self.shares.retain(|e, _| keep(e));
+        self.commits.retain(keep);
+        self.certificates.retain(|e, _| keep(e));
+        before != (self.configs.len(), self.shares.len(), self.commits.len())
+            || certificates != self.certificates.len()
     }
 
     /// Records that this node was expunged, unless it already was. Returns

@@ -16,9 +16,10 @@ use tq_types::{
 
 use super::error::InvalidPersistentState as Invalid;
 use super::limits::{MAX_COMMITS, MAX_CONFIGS, MAX_ID_FIELD_LEN, MAX_SEALED_DATA_LEN, MAX_SHARES};
+use super::retention::Retention;
 use crate::crypto::authority::{verify_certificate, verify_config};
 use crate::crypto::{self, SHARE_LEN};
-use crate::node::validate::check_config;
+use crate::node::validate::{check_config, id_field_len};
 
 /// The fields of a state, borrowed.
 pub(super) struct Fields<'a> {
@@ -62,7 +63,7 @@ pub(super) fn check(f: &Fields<'_>) -> Result<(), Invalid> {
     if let Some(ex) = f.expunged {
         check_expunged(f.configs, ex)?;
     }
-    Ok(())
+    check_retention(f)
 }
 
 /// Checks that every stored share is `me`'s: `me` is a member of its
@@ -93,6 +94,22 @@ fn check_counts(f: &Fields<'_>) -> Result<(), Invalid> {
     Ok(())
 }
 
+/// Nothing is stored for an epoch the state no longer keeps
+/// (`retention.rs`).
+fn check_retention(f: &Fields<'_>) -> Result<(), Invalid> {
+    let retention = Retention::of(f.commits, f.configs);
+    let stored = f
+        .configs
+        .keys()
+        .chain(f.shares.keys())
+        .chain(f.commits.iter())
+        .chain(f.certificates.keys());
+    match stored.copied().find(|e| !retention.keeps(*e)) {
+        Some(epoch) => Err(Invalid::NotRetained { epoch }),
+        None => Ok(()),
+    }
+}
+
 /// One stored configuration: its key, its structure, its sizes, and its
 /// rack against the earlier ones (`rack` is set by the first).
 fn check_stored_config(
@@ -104,7 +121,8 @@ fn check_stored_config(
     if key != epoch {
         return Err(Invalid::ConfigEpochMismatch { key, epoch });
     }
-    check_config(config).map_err(|reason| Invalid::InvalidConfig { epoch, reason })?;
+    // The size caps first, with their own errors; `check_config` has them
+    // too, for what arrives from peers and the control plane.
     for id in std::iter::once(&config.coordinator).chain(config.members.keys()) {
         check_id(id, Some(epoch))?;
     }
@@ -114,6 +132,7 @@ fn check_stored_config(
             return Err(Invalid::SealedDataTooLong { epoch, len, max: MAX_SEALED_DATA_LEN });
         }
     }
+    check_config(config).map_err(|reason| Invalid::InvalidConfig { epoch, reason })?;
     match *rack {
         None => *rack = Some(config.rack_id),
         Some(expected) if expected != config.rack_id => {
@@ -125,7 +144,7 @@ fn check_stored_config(
 }
 
 fn check_id(id: &BaseboardId, epoch: Option<Epoch>) -> Result<(), Invalid> {
-    let len = id.part_number().len().max(id.serial_number().len());
+    let len = id_field_len(id);
     if len > MAX_ID_FIELD_LEN {
         return Err(Invalid::IdTooLong { epoch, len, max: MAX_ID_FIELD_LEN });
     }
