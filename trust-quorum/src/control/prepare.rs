@@ -201,10 +201,12 @@ impl ControlPlane {
     }
 
     /// Records the answer to [`ControlAction::PollCoordinator`]: `None` when
-    /// the coordinator says it is not coordinating (it restarted), which
-    /// aborts the configuration; otherwise the poll update of docs/protocol.md
-    /// section 5.3. A status that disagrees with the ledger is rejected as a
-    /// whole.
+    /// the coordinator says it is not coordinating, which aborts the
+    /// configuration once `not_coordinating_grace` has passed since the
+    /// request was sent (earlier, the request may simply not have arrived,
+    /// and the answer is ignored); otherwise the poll update of
+    /// docs/protocol.md section 5.3. A status that disagrees with the ledger
+    /// is rejected as a whole.
     pub fn on_coordinator_status(
         &mut self,
         epoch: Epoch,
@@ -233,6 +235,16 @@ impl ControlPlane {
             })
             .map_err(ignored)?;
         let Some(status) = status else {
+            // The request may not have reached the coordinator yet: a replica
+            // that did not send it, or restarted, polls without waiting for
+            // its answer. Only after the grace period does the answer mean
+            // that the coordinator lost its coordination.
+            let sent = self.ledger.record(epoch).and_then(|r| r.time_reconfigure_sent);
+            let grace = self.config.not_coordinating_grace;
+            if sent.is_none_or(|sent| now.saturating_duration_since(sent) < grace) {
+                tracing::debug!(%epoch, %coordinator, "early \"not coordinating\" ignored");
+                return Ok(());
+            }
             tracing::warn!(%epoch, %coordinator, "coordinator is not coordinating; aborting");
             let reason = AbortReason::CoordinatorNotCoordinating { coordinator };
             if let Err(error) = self.abort_with(reason, now) {
