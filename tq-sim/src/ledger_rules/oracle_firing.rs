@@ -261,3 +261,44 @@ fn ledger_forward_only_fires() {
     let rules: BTreeSet<_> = check_transition(&old, &new).iter().map(|f| f.rule).collect();
     assert_eq!(rules, only(FORWARD_ONLY));
 }
+
+#[test]
+fn coordinator_choice_fires_for_a_coordinator_out_of_service() {
+    // The sample's latest record, as if just proposed on `old`.
+    let new = sample();
+    let (&e, r) = new.configs.iter().next_back().unwrap();
+    let mut old = new.clone();
+    old.configs.remove(&e);
+    old.generation -= 1;
+    // Another sled the failed-coordinator rule allows: it committed the
+    // base and coordinated no attempt aborted since.
+    let base = &new.configs[&r.last_committed_epoch.unwrap()];
+    let failed: Vec<&BaseboardId> = new
+        .configs
+        .range(Epoch(r.last_committed_epoch.unwrap().0 + 1)..e)
+        .filter(|(_, x)| x.state == ConfigState::Aborted)
+        .map(|(_, x)| &x.coordinator)
+        .collect();
+    let other = r
+        .members
+        .keys()
+        .find(|m| {
+            **m != r.coordinator
+                && !failed.contains(m)
+                && base.members.get(*m).is_some_and(|d| d.state == MemberState::Committed)
+        })
+        .unwrap()
+        .clone();
+    let rules = |old: &LedgerImage| -> BTreeSet<&'static str> {
+        check_transition(old, &new).iter().map(|f| f.rule).collect()
+    };
+    // Its coordinator in service: fine.
+    old.active = BTreeSet::from([r.coordinator.clone(), other.clone()]);
+    assert_eq!(rules(&old), BTreeSet::new());
+    // Nobody allowed in service: any allowed sled will do.
+    old.active.clear();
+    assert_eq!(rules(&old), BTreeSet::new());
+    // Another allowed sled in service, the coordinator not.
+    old.active = BTreeSet::from([other]);
+    assert_eq!(rules(&old), only(COORDINATOR_CHOICE));
+}

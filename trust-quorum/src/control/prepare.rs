@@ -72,7 +72,11 @@ impl ControlPlane {
         let members = rec.member_ids();
         let attempt = rec.attempt.saturating_add(1);
         let policy = &self.config.policy;
-        match transact(&mut self.ledger, |l| l.propose(members, attempt, policy, now, rng)) {
+        let (driver, backoff) = (&self.driver, self.config.unreachable_backoff);
+        let reachable = |m: &BaseboardId| driver.is_reachable(m, now, backoff);
+        match transact(&mut self.ledger, |l| {
+            l.propose(members, attempt, policy, &reachable, now, rng)
+        }) {
             Ok(new_epoch) => {
                 tracing::info!(aborted = %epoch, %new_epoch, attempt, "retrying aborted change");
             }
@@ -185,6 +189,8 @@ impl ControlPlane {
             }
             Err(_) => false,
         };
+        // Any answer shows that the coordinator is reachable.
+        self.driver.unreachable.remove(&coordinator);
         match result {
             _ if already_coordinating => self.driver.heard(epoch, now),
             Ok(()) => self.driver.heard(epoch, now),
@@ -234,6 +240,8 @@ impl ControlPlane {
                 }
             })
             .map_err(ignored)?;
+        // Any answer shows that the coordinator is reachable.
+        self.driver.unreachable.remove(&coordinator);
         let Some(status) = status else {
             // The request may not have reached the coordinator yet: a replica
             // that did not send it, or restarted, polls without waiting for

@@ -54,7 +54,9 @@ pub(crate) const COORDINATOR_IS_MEMBER: &str = "coordinator_is_member";
 /// The coordinator committed the configuration its configuration builds on.
 pub(crate) const COORDINATOR_COMMITTED_LAST: &str = "coordinator_committed_last";
 /// The coordinator avoids those of the attempts aborted since the base:
-/// all of them if that leaves anyone, else the most recent one.
+/// all of them if that leaves anyone, else the most recent one; and among
+/// the sleds that leaves, a new record's coordinator was in service when it
+/// was proposed if any of them was.
 pub(crate) const COORDINATOR_CHOICE: &str = "coordinator_choice";
 /// From one stored ledger to the next: states only move forward, what is
 /// recorded is never changed or removed, and every change has a new
