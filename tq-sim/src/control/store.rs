@@ -10,7 +10,9 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use tq_types::membership::Timestamp;
 use tq_types::{BaseboardId, RackId};
-use trust_quorum::control::{ControlPlane, ControlPlaneConfig, Held, Ledger, LedgerWrite, Stored};
+use trust_quorum::control::{
+    ControlPlane, ControlPlaneConfig, Held, Ledger, LedgerWrite, Policy, Stored,
+};
 use trust_quorum::crypto::authority::Authority;
 
 use crate::random::subseed;
@@ -75,7 +77,12 @@ impl Replicas {
         initial: &[BaseboardId],
         planted_bug: Option<PlantedBug>,
     ) -> Replicas {
-        let settings = ControlPlaneConfig::default();
+        // The fixtures' table, as before the default became the reference's
+        // latest one.
+        let settings = ControlPlaneConfig {
+            policy: Policy::add_sleds_release(),
+            ..ControlPlaneConfig::default()
+        };
         let mut rng = ChaCha20Rng::seed_from_u64(subseed(seed, "control", 0));
         let authority = Arc::new(crate::random::authority(seed));
         let mut first = ControlPlane::new(settings.clone(), authority.clone());

@@ -93,7 +93,7 @@ pub use errors::{
     ReconfigureResultError, RemoveSledsError,
 };
 pub use ledger::{AbortReason, Ledger};
-pub use policy::{CrashTolerance, Policy};
+pub use policy::{CrashTolerance, Policy, ThresholdRule};
 pub use report::{ClientReport, PassReport};
 pub use write::{Held, LedgerWrite, PendingLedgerWrite, Stored};
 
