@@ -3,7 +3,8 @@
 //! It reads the ledger in its stored form (the JSON an embedder keeps, see
 //! docs/protocol.md section 5.1) into images of its own, and checks every
 //! record against the rules of docs/protocol.md sections 1 and 5, computing
-//! K, Z and K + Z from the membership and the policy's table with its own
+//! K, Z and K + Z from the membership and the run's policy, given as plain
+//! data ([`OraclePolicy`]: which threshold rule, which table), with its own
 //! few lines. Nothing here calls `Ledger::validate`, `Policy` or
 //! `required_acks`: a wrong count shared by the control plane and its own
 //! guard shows up here.
