@@ -9,6 +9,7 @@ use crate::event::Event;
 use crate::faults::FaultPreset;
 use crate::liveness;
 use crate::options::SimOptions;
+use crate::policy::SimPolicy;
 use crate::simulation::Simulation;
 use crate::world::{World, sled_id};
 
@@ -95,6 +96,9 @@ pub fn run_demo() -> Result<Demo, DemoError> {
         nodes: 4,
         steps: 0,
         faults: FaultPreset::None,
+        // The fixtures were captured with the add-sleds release's Z table
+        // (N = 4 gives Z = 1), not the default.
+        policy: Some(SimPolicy::FIXTURES),
         ..SimOptions::new(2026)
     };
     let mut sim = Simulation::new(options);

@@ -5,8 +5,8 @@
 //! configurations nodes hold (docs/protocol.md sections 5.2, 7.1, 7.3).
 //!
 //! K, Z and K + Z come from the oracle's own computation from the
-//! membership, never from the record under test or the control plane's
-//! policy.
+//! membership and the run's policy as plain data ([`oracle_policy`]), never
+//! from the record under test or the control plane's `Policy`.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -19,7 +19,9 @@ use crate::world::{Exemptions, LostFacts, World, retention};
 
 pub(crate) mod oracle;
 
-use oracle::{LedgerImage, OraclePolicy, RecordImage, committing_or_committed};
+use oracle::{KFromN, LedgerImage, OraclePolicy, RecordImage, ZTable, committing_or_committed};
+
+use crate::policy::{KRule, SimPolicy, ZTableChoice};
 
 /// Committing(e) has at least K + Z members durably prepared.
 pub(crate) const COMMIT_SAFETY: &str = "commit_safety";
@@ -39,17 +41,26 @@ const WORLD_RULES: &[&str] =
     &[COMMIT_SAFETY, RECOVERABILITY, ACKED_PREPARES, ACKED_COMMITS, NODE_CONFIGS_MATCH];
 
 /// What the ledger rules carry across events.
+#[derive(Default)]
 pub(crate) struct LedgerRules {
-    /// The settings of the simulated control plane.
-    policy: OraclePolicy,
     /// The last stored ledger seen, and its image.
     last: Option<(Ledger, LedgerImage)>,
 }
 
-impl Default for LedgerRules {
-    fn default() -> Self {
-        LedgerRules { policy: OraclePolicy::DEFAULT, last: None }
-    }
+/// The oracle's policy for a run's `policy`: the same choices, restated
+/// in the oracle's own terms, with the simulated control plane's other
+/// settings (the product's defaults: 3 to 32 members, 3 attempts).
+pub(crate) fn oracle_policy(policy: &SimPolicy) -> OraclePolicy {
+    let k_rule = match policy.threshold {
+        KRule::Majority => KFromN::Majority,
+        KRule::MajorityPlus(d) => KFromN::MajorityPlus(d),
+    };
+    let z_table = match policy.z_table {
+        ZTableChoice::AddSledsRelease => ZTable::AddSledsRelease,
+        ZTableChoice::LatestReference => ZTable::LatestReference,
+        ZTableChoice::Fixed(z) => ZTable::Fixed(z),
+    };
+    OraclePolicy { k_rule, z_table, ..OraclePolicy::DEFAULT }
 }
 
 /// The exact prepares and commits wiped disks took with them: the only
@@ -105,11 +116,12 @@ impl LedgerRules {
 
     /// Checks the world's ledger, recording what is broken in `out`.
     pub(crate) fn check(&mut self, world: &World, seen: &mut Seen<'_>, out: &mut Violations) {
+        let policy = oracle_policy(world.policy());
         let ledger = world.control.ledger();
         if self.last.as_ref().is_none_or(|(l, _)| l != ledger) {
             match LedgerImage::of(ledger) {
                 Ok(image) => {
-                    let findings = oracle::check_ledger(&image, &self.policy);
+                    let findings = oracle::check_ledger(&image, &policy);
                     let moved =
                         self.last.as_ref().map(|(_, old)| oracle::check_transition(old, &image));
                     for f in findings.into_iter().chain(moved.into_iter().flatten()) {
@@ -122,7 +134,7 @@ impl LedgerRules {
         }
         let Some((_, image)) = &self.last else { return };
         for (epoch, record) in &image.configs {
-            let view = Record { epoch: *epoch, record, policy: &self.policy };
+            let view = Record { epoch: *epoch, record, policy: &policy };
             view.commit_safety(world, seen, out);
             view.acked_facts(world, seen, out);
             node_configs_match_ledger(seen, &view, out);
@@ -160,7 +172,7 @@ impl Record<'_> {
             return;
         }
         let n = r.members.len();
-        let k = OraclePolicy::k(n);
+        let k = self.policy.k(n);
         let (Some(z), Some(needed)) = (self.policy.z(n), self.policy.quorum(n)) else { return };
         let holders: BTreeSet<&BaseboardId> =
             r.members.keys().filter(|m| prepared(world, m, e)).collect();

@@ -21,6 +21,7 @@ pub mod liveness;
 pub mod network;
 mod observation;
 mod options;
+pub mod policy;
 mod rack;
 mod random;
 pub mod replay;
@@ -36,6 +37,7 @@ pub use event::{Event, LogEntry, LogHeader};
 pub use faults::{FaultPlan, FaultPreset};
 pub use invariants::Violation;
 pub use options::{PlantedBug, SimOptions};
+pub use policy::SimPolicy;
 pub use simulation::Simulation;
 pub use world::World;
 

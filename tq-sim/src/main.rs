@@ -45,6 +45,7 @@ impl Shape {
             faults: self.faults,
             replicas: usize::try_from(self.replicas).unwrap_or(2),
             planted_bug: None,
+            policy: None,
         }
     }
 }
@@ -128,6 +129,9 @@ struct Summary {
     elapsed_ms: u128,
     /// What an exploration exercised (`explore --json` adds it as a key).
     coverage: Option<serde_json::Value>,
+    /// The control-plane policy of a single run (`run` prints it before the
+    /// summary line, or adds it as a key with `--json`).
+    policy: Option<String>,
 }
 
 impl Summary {
@@ -144,8 +148,14 @@ impl Summary {
             if let (Some(coverage), Some(map)) = (&self.coverage, v.as_object_mut()) {
                 map.insert("coverage".to_owned(), coverage.clone());
             }
+            if let (Some(policy), Some(map)) = (&self.policy, v.as_object_mut()) {
+                map.insert("policy".to_owned(), policy.clone().into());
+            }
             println!("{v}");
         } else {
+            if let Some(policy) = &self.policy {
+                println!("policy: {policy}");
+            }
             println!(
                 "summary: seeds={} events={} violations={} liveness={} digest={} elapsed_ms={}",
                 self.seeds,
@@ -192,6 +202,7 @@ fn report_failure(outcome: &RunOutcome, log_path: Option<&Path>) {
             outcome.liveness.as_ref().err().map_or("", String::as_str)
         ),
     }
+    eprintln!("policy: {}", o.policy_in_force());
     match saved {
         Ok(()) => eprintln!("log: {}", path.display()),
         Err(e) => eprintln!("log: could not be saved to {}: {e}", path.display()),
@@ -260,6 +271,7 @@ fn main() -> ExitCode {
                 digest: outcome.digest.clone(),
                 elapsed_ms: start.elapsed().as_millis(),
                 coverage: None,
+                policy: Some(options.policy_in_force().to_string()),
             };
             summary.print(json);
             summary.exit_code()
@@ -290,6 +302,7 @@ fn main() -> ExitCode {
                     "exemptions": ex.exemptions_used,
                     "max_exemptions": ex.max_exemptions,
                 })),
+                policy: None,
             };
             summary.print(json);
             summary.exit_code()

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 pub use trust_quorum::PlantedBug;
 
 use crate::faults::FaultPreset;
+use crate::policy::SimPolicy;
 
 /// The options of one run; with the seed they determine the run exactly.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
@@ -24,6 +25,11 @@ pub struct SimOptions {
     /// be named, and a log that names one does not load).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub planted_bug: Option<PlantedBug>,
+    /// The control-plane policy; `None` (the default, and what a log
+    /// header without one means) draws it from the seed
+    /// ([`SimPolicy::draw`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<SimPolicy>,
 }
 
 impl SimOptions {
@@ -36,7 +42,14 @@ impl SimOptions {
             faults: FaultPreset::Swarm,
             replicas: 2,
             planted_bug: None,
+            policy: None,
         }
+    }
+
+    /// The policy the run uses: the one named, or the one drawn from the
+    /// seed for a rack of `max(3, nodes)` sleds.
+    pub fn policy_in_force(&self) -> SimPolicy {
+        self.policy.unwrap_or_else(|| SimPolicy::draw(self.seed, self.nodes.max(3)))
     }
 }
 

@@ -18,6 +18,7 @@ use crate::event::Event;
 use crate::faults::{FaultPlan, chance};
 use crate::observation::Observation;
 pub use crate::options::SimOptions;
+use crate::policy::SimPolicy;
 use crate::rack::{Rack, Sled};
 use crate::random::{below, pick, subseed};
 
@@ -30,6 +31,8 @@ pub(crate) use truth::GroundTruth;
 /// The whole simulated rack.
 pub struct World {
     pub(crate) options: SimOptions,
+    /// The control-plane policy in force.
+    pub(crate) policy: SimPolicy,
     pub(crate) plan: FaultPlan,
     pub(crate) rack_id: RackId,
     /// The sleds and the network between them.
@@ -74,8 +77,10 @@ impl World {
         let initial: Vec<BaseboardId> =
             (0..(nodes / 2).saturating_add(1).max(3).min(nodes)).map(sled_id).collect();
         let universe: Vec<BaseboardId> = rack.sleds.keys().cloned().collect();
+        let policy = options.policy_in_force();
         let control = ControlSide::new(
             seed,
+            &policy,
             options.replicas.max(1),
             rack_id,
             &initial,
@@ -85,6 +90,7 @@ impl World {
         let mut world = World {
             chooser: ChaCha20Rng::seed_from_u64(subseed(seed, "chooser", 0)),
             options,
+            policy,
             plan,
             rack_id,
             rack,
@@ -102,6 +108,12 @@ impl World {
     /// The options of this run.
     pub fn options(&self) -> &SimOptions {
         &self.options
+    }
+
+    /// The control-plane policy of this run (named in the options, or drawn
+    /// from the seed).
+    pub fn policy(&self) -> &SimPolicy {
+        &self.policy
     }
 
     /// The fault plan in force.

@@ -29,6 +29,10 @@ fn run_prints_the_summary_line() {
     let digest = fields[5].strip_prefix("digest=").unwrap();
     assert_eq!(digest.len(), 16);
     assert!(digest.chars().all(|c| c.is_ascii_hexdigit()));
+    // The drawn policy, just before the summary, as SimPolicy prints it.
+    let policy = stdout.lines().rev().nth(1).unwrap();
+    let expected = tq_sim::SimOptions::new(3).policy_in_force();
+    assert_eq!(policy, format!("policy: {expected}"));
 }
 
 #[test]
@@ -41,6 +45,8 @@ fn run_json_has_the_same_keys_and_checks_determinism() {
         assert!(v.get(key).is_some(), "missing {key}");
     }
     assert_eq!(v["liveness"], "ok");
+    let expected = tq_sim::SimOptions::new(4).policy_in_force();
+    assert_eq!(v["policy"], expected.to_string());
 }
 
 #[test]
@@ -75,7 +81,7 @@ fn replay_of_a_saved_log_matches_and_shows_state() {
     std::fs::create_dir_all(&dir).unwrap();
     let log = dir.join("run.jsonl");
     let log = log.to_str().unwrap();
-    let (code, _, _) = tq_sim(&["run", "--seed", "9", "--steps", "400", "--log", log]);
+    let (code, _, _) = tq_sim(&["run", "--seed", "2", "--steps", "400", "--log", log]);
     assert_eq!(code, 0);
     let (code, stdout, _) = tq_sim(&["replay", log]);
     assert_eq!(code, 0);
@@ -118,7 +124,7 @@ fn shares_are_shown_as_digests_unless_revealed() {
     std::fs::create_dir_all(&dir).unwrap();
     let log = dir.join("run.jsonl");
     let log = log.to_str().unwrap();
-    let (code, _, _) = tq_sim(&["run", "--seed", "9", "--steps", "400", "--log", log]);
+    let (code, _, _) = tq_sim(&["run", "--seed", "2", "--steps", "400", "--log", log]);
     assert_eq!(code, 0);
     let node = "node:PPP-PPPPPPP:00000000000";
 
@@ -126,7 +132,7 @@ fn shares_are_shown_as_digests_unless_revealed() {
     let default = show(log, "200", node, &[]);
     let me = "PPP-PPPPPPP:00000000000";
     let shares = default["durable"]["shares"].as_object().unwrap();
-    assert!(!shares.is_empty(), "seed 9 gives sled 0 a share by step 200");
+    assert!(!shares.is_empty(), "seed 2 gives sled 0 a share by step 200");
     for (epoch, share) in shares {
         let digest = share["digest"].as_str().unwrap();
         let config = &default["durable"]["configs"][epoch.as_str()];
@@ -139,7 +145,7 @@ fn shares_are_shown_as_digests_unless_revealed() {
     for (step, what) in [("100", node), ("200", node), ("100", "network")] {
         let mut secrets = Vec::new();
         collect_bytes(&show(log, step, what, &["--reveal-secrets"]), &mut secrets);
-        assert!(!secrets.is_empty(), "{what} at {step} holds shares in seed 9");
+        assert!(!secrets.is_empty(), "{what} at {step} holds shares in seed 2");
         let text = show(log, step, what, &[]).to_string();
         for secret in &secrets {
             assert!(!text.contains(secret.as_str()), "{what} at {step} shows a share");

@@ -55,10 +55,14 @@ fn commit_at_threshold_is_caught_by_the_ledger_quorum() {
 
 #[test]
 fn skipping_the_share_digest_check_is_caught_by_no_alarms() {
-    // A corrupted share is taken unchecked: rebuilding the secret from it
-    // fails, and the node raises an alarm.
+    // A corrupted share is taken unchecked, so the secret rebuilt from it is
+    // wrong. Either the node notices (the sealed secrets do not open) and
+    // raises an alarm, or, when nothing it holds can tell, it hands out a
+    // secret its coordinator never generated. Which comes first depends on
+    // the seed's run (with policies drawn per seed, seed 2 shows the
+    // second).
     let (seed, what) = first_catch(PlantedBug::SkipShareDigestCheck);
-    assert_eq!(what, "no_alarms", "seed {seed}");
+    assert!(["no_alarms", "secret_agreement"].contains(&what.as_str()), "seed {seed}: {what}");
 }
 
 #[test]

@@ -20,7 +20,7 @@ mod control {
     };
     use trust_quorum::control::{
         ActivationError, AddSledsError, ChangeRefused, CommitResultError, ControlAction,
-        ControlPlane, ControlPlaneConfig, CoordinatorStatusError,
+        ControlPlane, ControlPlaneConfig, CoordinatorStatusError, Policy,
     };
     use trust_quorum::crypto::authority::{verify_certificate, verify_reconfigure};
     use trust_quorum::harness::Controller;
@@ -92,10 +92,18 @@ mod control {
         );
     }
 
+    /// The fixtures' epoch 1 (sleds 0, 1 and 3, committed) under the
+    /// add-sleds-release table they were captured with.
+    fn fixture_rack(r: &mut rand_chacha::ChaCha20Rng) -> Controller {
+        let config =
+            ControlPlaneConfig { policy: Policy::add_sleds_release(), ..Default::default() };
+        committed_rack_with(config, &ids([0, 1, 3]), r)
+    }
+
     #[test]
     fn k_plus_z_prepare_acks_move_to_committing() {
         let mut r = rng(2);
-        let mut cp = committed_rack(&ids([0, 1, 3]), &mut r);
+        let mut cp = fixture_rack(&mut r);
         let e = cp.add_sleds(ids([2]), t(0), &mut r).unwrap();
         let coord = coordinator(&cp, e);
         let _ = cp.tick(t(1), &mut r);
@@ -109,8 +117,14 @@ mod control {
             v.members.values().all(|m| m.share_digest.is_some() && m.state == MemberState::Unacked)
         );
         assert_eq!(v.encrypted_rack_secrets, None);
-        // K+Z = 4 for N = 4: three acks are not enough.
-        let three: BTreeSet<_> = [coord.clone()].into_iter().chain(ids(0..4)).take(3).collect();
+        // K+Z = 4 for N = 4 in the fixtures' table: three acks are not
+        // enough.
+        let three: BTreeSet<_> = [coord.clone()]
+            .into_iter()
+            .chain(ids(0..4).into_iter().filter(|m| *m != coord))
+            .take(3)
+            .collect();
+        assert_eq!(three.len(), 3);
         let status = fake_status(&cp, e, &three);
         cp.on_coordinator_status(e, &coord, Some(status), t(3)).unwrap();
         assert_eq!(state(&cp, e), ConfigState::Preparing);
@@ -379,7 +393,7 @@ mod control {
     #[test]
     fn fixture_story_views_have_the_fixture_shapes() {
         let mut r = rng(12);
-        let mut cp = committed_rack(&ids([0, 1, 3]), &mut r);
+        let mut cp = fixture_rack(&mut r);
         let e = cp.add_sleds(ids([2]), t(0), &mut r).unwrap();
         let view = |cp: &ControlPlane| serde_json::to_value(cp.config(e).unwrap()).unwrap();
         let fixture_value =

@@ -115,8 +115,11 @@ mod control {
         let c2 = coordinator(&cp, e2);
         let _ = cp.tick(t(0), &mut r);
         cp.on_reconfigure_result(e2, &c2, Ok(()), t(1)).unwrap();
-        // It restarted and lost its coordination.
+        // It restarted and lost its coordination; within the grace period
+        // the answer is taken as early and ignored.
         cp.on_coordinator_status(e2, &c2, None, t(2)).unwrap();
+        assert_eq!(state(&cp, e2), ConfigState::Preparing);
+        cp.on_coordinator_status(e2, &c2, None, t(10)).unwrap();
         assert_eq!(state(&cp, e2), ConfigState::Aborted);
         assert!(cp.config(e2).unwrap().abort_reason.unwrap().contains("not coordinating"));
         // Retried on the next pass.

@@ -16,6 +16,7 @@ mod control {
     use trust_quorum::control::{
         AbortError, AbortReason, AddSledsError, ChangeRefused, ControlAction, ControlPlaneConfig,
         CrashTolerance, InitializeError, Ledger, LedgerError, Policy, RemoveSledsError,
+        ThresholdRule,
     };
     use trust_quorum::harness::Controller;
 
@@ -29,7 +30,7 @@ mod control {
         let v = cp.config(e).unwrap();
         assert_eq!(v.state, ConfigState::Preparing);
         assert_eq!(v.threshold, Threshold(3));
-        assert_eq!(v.commit_crash_tolerance, 1);
+        assert_eq!(v.commit_crash_tolerance, 0, "the default table: N = 4 gives Z = 0");
         assert_eq!(v.last_committed_epoch, None);
         assert!(v.members.contains_key(&v.coordinator));
         assert!(v.members.values().all(|m| m.state == MemberState::Unacked));
@@ -115,7 +116,7 @@ mod control {
         assert_eq!(v.members.keys().cloned().collect::<BTreeSet<_>>(), ids(0..4));
         assert_eq!(v.last_committed_epoch, Some(Epoch(1)));
         assert_ne!(v.coordinator, id(2), "the new sled never committed epoch 1");
-        assert_eq!((v.threshold, v.commit_crash_tolerance), (Threshold(3), 1));
+        assert_eq!((v.threshold, v.commit_crash_tolerance), (Threshold(3), 0), "default table");
         assert_eq!(cp.membership(), ids([0, 1, 3]), "still preparing");
         assert_eq!(cp.last_committed_epoch(), Some(Epoch(1)));
 
@@ -362,14 +363,20 @@ mod control {
     fn policy_is_overridable() {
         let mut r = rng(12);
         let config =
-            ControlPlaneConfig { policy: Policy::latest_reference(), ..Default::default() };
+            ControlPlaneConfig { policy: Policy::add_sleds_release(), ..Default::default() };
         let mut cp = Controller::new(config, authority());
         let e = cp.initialize(rack(), ids(0..4), t(0), &mut r).unwrap();
         assert_eq!(
             cp.config(e).unwrap().commit_crash_tolerance,
-            0,
-            "N=4 gives Z=0 in the latest table"
+            1,
+            "N=4 gives Z=1 in the add-sleds release's table"
         );
+        let policy = Policy::default().with_threshold(ThresholdRule::MajorityPlus(1));
+        let mut cp =
+            Controller::new(ControlPlaneConfig { policy, ..Default::default() }, authority());
+        let e = cp.initialize(rack(), ids(0..5), t(0), &mut r).unwrap();
+        let v = cp.config(e).unwrap();
+        assert_eq!((v.threshold, v.commit_crash_tolerance), (Threshold(4), 1), "K = 3 + 1");
         let config = ControlPlaneConfig {
             policy: Policy::new(CrashTolerance::Fixed(2)).with_size_limits(3, 5),
             ..Default::default()

@@ -33,7 +33,7 @@ mod control {
         RackId, ReconfigurationError, TrustQuorumConfig,
     };
     use trust_quorum::control::{
-        ControlAction, ControlPlane, ControlPlaneConfig, CrashTolerance, Policy,
+        ControlAction, ControlPlane, ControlPlaneConfig, CrashTolerance, Policy, ThresholdRule,
     };
     use trust_quorum::harness::Controller;
 
@@ -318,15 +318,20 @@ mod control {
         (1..=latest.0).map(|e| cp.config(Epoch(e)).expect("epochs are sequential")).collect()
     }
 
-    /// The oracle's view of `config`: which Z table and limits it was
-    /// configured with (the oracle computes K and Z itself).
+    /// The oracle's view of `config`: which threshold rule, Z table and
+    /// limits it was configured with (the oracle computes K and Z itself).
     fn oracle_policy(config: &ControlPlaneConfig) -> oracle::OraclePolicy {
+        let k_rule = match config.policy.threshold_rule() {
+            ThresholdRule::Majority => oracle::KFromN::Majority,
+            ThresholdRule::MajorityPlus(d) => oracle::KFromN::MajorityPlus(d),
+        };
         let z_table = match config.policy.crash_tolerance_table() {
             CrashTolerance::AddSledsRelease => oracle::ZTable::AddSledsRelease,
             CrashTolerance::LatestReference => oracle::ZTable::LatestReference,
             CrashTolerance::Fixed(z) => oracle::ZTable::Fixed(*z),
         };
         oracle::OraclePolicy {
+            k_rule,
             z_table,
             min_members: config.policy.min_members(),
             max_members: config.policy.max_members(),
@@ -427,10 +432,15 @@ mod control {
         #[strategy(vec(any::<Op>(), 1..120))] ops: Vec<Op>,
         seed: u64,
         #[strategy(0u8..3)] z: u8,
+        #[strategy(0u8..6)] extra: u8,
         auto_retry: bool,
     ) {
+        let rule = match extra {
+            0 => ThresholdRule::Majority,
+            d => ThresholdRule::MajorityPlus(d),
+        };
         let config = ControlPlaneConfig {
-            policy: Policy::new(CrashTolerance::Fixed(z)),
+            policy: Policy::new(CrashTolerance::Fixed(z)).with_threshold(rule),
             auto_retry,
             max_attempts: 4,
             prepare_timeout: Duration::from_secs(45),

@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::options::PlantedBug;
+use crate::policy::SimPolicy;
 use tq_types::membership::TrustQuorumConfig;
 use tq_types::{BaseboardId, Epoch, RackId};
 use trust_quorum::control::{ControlPlane, Ledger};
@@ -39,6 +40,7 @@ impl ControlSide {
     /// membership.
     pub(crate) fn new(
         seed: u64,
+        policy: &SimPolicy,
         replicas: usize,
         rack_id: RackId,
         initial: &[BaseboardId],
@@ -46,7 +48,7 @@ impl ControlSide {
         planted_bug: Option<PlantedBug>,
     ) -> ControlSide {
         ControlSide {
-            replicas: Replicas::new(seed, replicas, rack_id, initial, planted_bug),
+            replicas: Replicas::new(seed, policy, replicas, rack_id, initial, planted_bug),
             channel: Channel::default(),
             activated: initial.iter().cloned().collect(),
             universe,

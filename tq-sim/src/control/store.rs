@@ -10,9 +10,13 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use tq_types::membership::Timestamp;
 use tq_types::{BaseboardId, RackId};
-use trust_quorum::control::{ControlPlane, ControlPlaneConfig, Held, Ledger, LedgerWrite, Stored};
+use trust_quorum::control::{
+    ControlPlane, ControlPlaneConfig, CrashTolerance, Held, Ledger, LedgerWrite, Policy, Stored,
+    ThresholdRule,
+};
 use trust_quorum::crypto::authority::Authority;
 
+use crate::policy::{KRule, SimPolicy, ZTableChoice};
 use crate::random::subseed;
 
 /// The simulated wall clock starts at 2026-01-14T21:32:18Z.
@@ -65,17 +69,33 @@ pub(crate) struct Replicas {
     races_lost: u64,
 }
 
+/// The product's policy for the run's `policy`.
+fn product_policy(policy: &SimPolicy) -> Policy {
+    let table = match policy.z_table {
+        ZTableChoice::AddSledsRelease => CrashTolerance::AddSledsRelease,
+        ZTableChoice::LatestReference => CrashTolerance::LatestReference,
+        ZTableChoice::Fixed(z) => CrashTolerance::Fixed(z),
+    };
+    let rule = match policy.threshold {
+        KRule::Majority => ThresholdRule::Majority,
+        KRule::MajorityPlus(d) => ThresholdRule::MajorityPlus(d),
+    };
+    Policy::new(table).with_threshold(rule)
+}
+
 impl Replicas {
     /// `count` replicas over a ledger initialized with `initial` as the
     /// first membership.
     pub(crate) fn new(
         seed: u64,
+        policy: &SimPolicy,
         count: usize,
         rack_id: RackId,
         initial: &[BaseboardId],
         planted_bug: Option<PlantedBug>,
     ) -> Replicas {
-        let settings = ControlPlaneConfig::default();
+        let settings =
+            ControlPlaneConfig { policy: product_policy(policy), ..ControlPlaneConfig::default() };
         let mut rng = ChaCha20Rng::seed_from_u64(subseed(seed, "control", 0));
         let authority = Arc::new(crate::random::authority(seed));
         let mut first = ControlPlane::new(settings.clone(), authority.clone());

@@ -10,11 +10,13 @@ use tq_types::membership::Timestamp;
 use tq_types::{
     BaseboardId, CommitStatus, Configuration, CoordinatorStatus, Epoch, ShareDigest, Threshold,
 };
-use trust_quorum::control::{ControlPlane, ControlPlaneConfig, CrashTolerance, MemberCommitError};
+use trust_quorum::control::{
+    ControlPlane, ControlPlaneConfig, CrashTolerance, MemberCommitError, ThresholdRule,
+};
 use trust_quorum::harness::Controller;
 
 use crate::fuzzing::scenario::rack;
-use crate::ledger_rules::oracle::{self, LedgerImage, OraclePolicy, ZTable};
+use crate::ledger_rules::oracle::{self, KFromN, LedgerImage, OraclePolicy, ZTable};
 use crate::world::sled_id;
 
 /// One operator operation or driver result on the control plane.
@@ -127,15 +129,21 @@ pub fn control_plane_ops(data: &[u8]) {
     }
 }
 
-/// The oracle's view of a control plane's settings: which Z table and
-/// limits it was configured with (the oracle computes K and Z itself).
+/// The oracle's view of a control plane's settings: which threshold rule,
+/// Z table and limits it was configured with (the oracle computes K and Z
+/// itself).
 pub(crate) fn oracle_policy(settings: &ControlPlaneConfig) -> OraclePolicy {
+    let k_rule = match settings.policy.threshold_rule() {
+        ThresholdRule::Majority => KFromN::Majority,
+        ThresholdRule::MajorityPlus(d) => KFromN::MajorityPlus(d),
+    };
     let z_table = match settings.policy.crash_tolerance_table() {
         CrashTolerance::AddSledsRelease => ZTable::AddSledsRelease,
         CrashTolerance::LatestReference => ZTable::LatestReference,
         CrashTolerance::Fixed(z) => ZTable::Fixed(*z),
     };
     OraclePolicy {
+        k_rule,
         z_table,
         min_members: settings.policy.min_members(),
         max_members: settings.policy.max_members(),

@@ -33,6 +33,7 @@ pub fn sim_seed(data: &[u8]) {
         faults,
         replicas: usize::from(1 + input.replicas % 3),
         planted_bug: None,
+        policy: None,
     };
     let outcome = run(&options, false);
     if let Some(f) = &outcome.failure {

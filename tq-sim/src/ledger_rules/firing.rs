@@ -10,7 +10,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use tq_types::{BaseboardId, ConfigState, Configuration, Epoch, MemberState, TrustQuorumConfig};
 
 use super::oracle::OraclePolicy;
+use super::oracle_policy;
 use super::*;
+use crate::SimPolicy;
 use crate::violation::Violations;
 use crate::world::World;
 use crate::{FaultPreset, SimOptions};
@@ -34,10 +36,20 @@ impl Excuses for AllBut {
     }
 }
 
+/// The policy of the worlds below.
+const POLICY: SimPolicy = SimPolicy::FIXTURES;
+
+/// The oracle's K and Z for [`POLICY`].
+fn policy() -> OraclePolicy {
+    oracle_policy(&POLICY)
+}
+
 /// A fault-free world of 8 sleds stepped until `until` holds for the
 /// latest configuration.
 fn world_until(until: impl Fn(&TrustQuorumConfig) -> bool) -> World {
-    let mut world = World::new(SimOptions { faults: FaultPreset::None, ..SimOptions::new(11) });
+    let options =
+        SimOptions { faults: FaultPreset::None, policy: Some(POLICY), ..SimOptions::new(11) };
+    let mut world = World::new(options);
     for _ in 0..20_000 {
         if world.control.latest_view().is_some_and(|v| until(&v)) {
             return world;
@@ -118,12 +130,12 @@ fn acked_prepares_are_prepares_fires() {
 fn commit_safety_fires() {
     let mut world = world_until(|v| {
         let n = v.members.len();
-        v.state == ConfigState::Committing && OraclePolicy::DEFAULT.z(n).unwrap() >= 1
+        v.state == ConfigState::Committing && policy().z(n).unwrap() >= 1
     });
     let configs = configs(&world);
     let v = world.control.latest_view().unwrap();
     let n = v.members.len();
-    let needed = OraclePolicy::DEFAULT.quorum(n).unwrap();
+    let needed = policy().quorum(n).unwrap();
     // Leave K + Z - 1 (at least K) durable preparers.
     for m in v.members.keys().take(n - needed + 1) {
         blank(&mut world, m);
@@ -139,7 +151,7 @@ fn recoverability_fires() {
     let v = world.control.latest_view().unwrap();
     let n = v.members.len();
     // K - 1 holders left, and no share counted as lost.
-    for m in v.members.keys().take(n - OraclePolicy::k(n) + 1) {
+    for m in v.members.keys().take(n - policy().k(n) + 1) {
         blank(&mut world, m);
     }
     let mut excuses = AllBut { deny: RECOVERABILITY, lost: false };

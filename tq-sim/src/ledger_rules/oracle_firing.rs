@@ -9,12 +9,22 @@ use std::collections::BTreeSet;
 use tq_types::{BaseboardId, ConfigState, Epoch, MemberState, Timestamp};
 
 use super::oracle::*;
-use crate::{FaultPreset, SimOptions, Simulation};
+use crate::{FaultPreset, SimOptions, SimPolicy, Simulation};
+
+/// The policy of the sample runs: the smallest majority and the add-sleds
+/// release's table, under which every size from 4 up has Z >= 1.
+const SAMPLE_POLICY: OraclePolicy =
+    OraclePolicy { z_table: ZTable::AddSledsRelease, ..OraclePolicy::DEFAULT };
 
 /// The stored ledger after 2,000 swarm events of `seed`.
 fn ledger_of(seed: u64) -> LedgerImage {
-    let mut sim =
-        Simulation::new(SimOptions { faults: FaultPreset::Swarm, ..SimOptions::new(seed) });
+    let options = SimOptions {
+        faults: FaultPreset::Swarm,
+        policy: Some(SimPolicy::FIXTURES),
+        ..SimOptions::new(seed)
+    };
+    assert_eq!(super::oracle_policy(&SimPolicy::FIXTURES), SAMPLE_POLICY);
+    let mut sim = Simulation::new(options);
     for _ in 0..2000 {
         let e = sim.next_event();
         sim.apply(&e);
@@ -35,13 +45,13 @@ fn sample() -> LedgerImage {
             && l.configs.values().last().is_some_and(|r| r.state == ConfigState::Committing)
     };
     let l = (0..200).map(ledger_of).find(rich).expect("a rich sample");
-    assert_eq!(check_ledger(&l, &OraclePolicy::DEFAULT), Vec::new(), "the sample passes");
+    assert_eq!(check_ledger(&l, &SAMPLE_POLICY), Vec::new(), "the sample passes");
     l
 }
 
 /// The names of the rules `l` breaks.
 fn broken(l: &LedgerImage) -> BTreeSet<&'static str> {
-    check_ledger(l, &OraclePolicy::DEFAULT).iter().map(|f| f.rule).collect()
+    check_ledger(l, &SAMPLE_POLICY).iter().map(|f| f.rule).collect()
 }
 
 fn only(rule: &'static str) -> BTreeSet<&'static str> {
@@ -58,12 +68,14 @@ fn later(t: Timestamp) -> Timestamp {
 
 #[test]
 fn the_k_and_z_tables_are_the_documented_ones() {
-    let p = OraclePolicy::DEFAULT;
+    let p = SAMPLE_POLICY;
     let expect = [(3, 2, 0), (4, 3, 1), (5, 3, 1), (8, 5, 1), (9, 5, 2), (15, 8, 2), (16, 9, 2)];
     for (n, k, z) in expect.into_iter().chain([(17, 9, 3), (23, 12, 3), (24, 13, 3), (32, 17, 3)]) {
-        assert_eq!((OraclePolicy::k(n), p.z(n)), (k, Some(z)), "N = {n}");
+        assert_eq!((p.k(n), p.z(n)), (k, Some(z)), "N = {n}");
     }
-    let latest = OraclePolicy { z_table: ZTable::LatestReference, ..p };
+    // The default is the reference's latest table.
+    let latest = OraclePolicy::DEFAULT;
+    assert_eq!(latest.z_table, ZTable::LatestReference);
     for (n, z) in
         [(3, 0), (4, 0), (5, 1), (8, 1), (9, 2), (15, 2), (16, 3), (23, 3), (24, 4), (32, 4)]
     {
@@ -72,6 +84,18 @@ fn the_k_and_z_tables_are_the_documented_ones() {
     let fixed = OraclePolicy { z_table: ZTable::Fixed(200), ..p };
     assert_eq!(fixed.quorum(3), Some(3), "Z is capped at N - K");
     assert_eq!(p.z(33), None);
+    // K above the smallest majority, never N or more; Z capped below it.
+    let plus2 = OraclePolicy { k_rule: KFromN::MajorityPlus(2), ..p };
+    for (n, k, z) in
+        [(3, 2, 0), (4, 3, 1), (5, 4, 1), (8, 7, 1), (9, 7, 2), (17, 11, 3), (32, 19, 3)]
+    {
+        assert_eq!((plus2.k(n), plus2.z(n)), (k, Some(z)), "N = {n}");
+    }
+    let most = OraclePolicy { k_rule: KFromN::MajorityPlus(200), ..p };
+    for n in 3..=32 {
+        assert_eq!(most.k(n), n - 1, "N = {n}");
+        assert!(most.quorum(n).unwrap() <= n, "N = {n}");
+    }
 }
 
 #[test]
@@ -101,6 +125,11 @@ fn ledger_sizes_fires_on_a_wrong_k_or_z() {
     let e = l.latest().unwrap();
     l.configs.get_mut(&e).unwrap().threshold += 1;
     assert_eq!(broken(&l), only(SIZES), "K one too high, though K + Z acks may still be there");
+    // The sample under a policy asking for a higher K.
+    let l = sample();
+    let higher = OraclePolicy { k_rule: KFromN::MajorityPlus(1), ..SAMPLE_POLICY };
+    let rules: BTreeSet<_> = check_ledger(&l, &higher).iter().map(|f| f.rule).collect();
+    assert!(rules.contains(SIZES), "{rules:?}");
     let mut l = sample();
     let r = l.configs.get_mut(&e).unwrap();
     r.commit_crash_tolerance = r.commit_crash_tolerance.saturating_sub(1).max(1) + 1;
@@ -115,8 +144,8 @@ fn ledger_quorum_fires_on_a_commit_below_k_plus_z() {
     let e = l.latest().unwrap();
     let r = l.configs.get_mut(&e).unwrap();
     let n = r.members.len();
-    let k = OraclePolicy::k(n);
-    assert!(OraclePolicy::DEFAULT.quorum(n).unwrap() > k);
+    let k = SAMPLE_POLICY.k(n);
+    assert!(SAMPLE_POLICY.quorum(n).unwrap() > k);
     let mut acked = r.members.values().filter(|d| d.state != MemberState::Unacked).count();
     for state in [MemberState::Prepared, MemberState::Committed] {
         for (m, d) in r.members.iter_mut() {
@@ -260,4 +289,45 @@ fn ledger_forward_only_fires() {
     d.share_digest = Some(tq_types::ShareDigest([7; 32]));
     let rules: BTreeSet<_> = check_transition(&old, &new).iter().map(|f| f.rule).collect();
     assert_eq!(rules, only(FORWARD_ONLY));
+}
+
+#[test]
+fn coordinator_choice_fires_for_a_coordinator_out_of_service() {
+    // The sample's latest record, as if just proposed on `old`.
+    let new = sample();
+    let (&e, r) = new.configs.iter().next_back().unwrap();
+    let mut old = new.clone();
+    old.configs.remove(&e);
+    old.generation -= 1;
+    // Another sled the failed-coordinator rule allows: it committed the
+    // base and coordinated no attempt aborted since.
+    let base = &new.configs[&r.last_committed_epoch.unwrap()];
+    let failed: Vec<&BaseboardId> = new
+        .configs
+        .range(Epoch(r.last_committed_epoch.unwrap().0 + 1)..e)
+        .filter(|(_, x)| x.state == ConfigState::Aborted)
+        .map(|(_, x)| &x.coordinator)
+        .collect();
+    let other = r
+        .members
+        .keys()
+        .find(|m| {
+            **m != r.coordinator
+                && !failed.contains(m)
+                && base.members.get(*m).is_some_and(|d| d.state == MemberState::Committed)
+        })
+        .unwrap()
+        .clone();
+    let rules = |old: &LedgerImage| -> BTreeSet<&'static str> {
+        check_transition(old, &new).iter().map(|f| f.rule).collect()
+    };
+    // Its coordinator in service: fine.
+    old.active = BTreeSet::from([r.coordinator.clone(), other.clone()]);
+    assert_eq!(rules(&old), BTreeSet::new());
+    // Nobody allowed in service: any allowed sled will do.
+    old.active.clear();
+    assert_eq!(rules(&old), BTreeSet::new());
+    // Another allowed sled in service, the coordinator not.
+    old.active = BTreeSet::from([other]);
+    assert_eq!(rules(&old), only(COORDINATOR_CHOICE));
 }

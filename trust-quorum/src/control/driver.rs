@@ -89,6 +89,19 @@ impl DriverState {
         self.watch.get_or_insert(fresh)
     }
 
+    /// Whether `node` counts as reachable at `now`: it has no "unreachable"
+    /// mark younger than `backoff` (a successful answer clears the mark).
+    pub(super) fn is_reachable(
+        &self,
+        node: &BaseboardId,
+        now: Timestamp,
+        backoff: core::time::Duration,
+    ) -> bool {
+        self.unreachable
+            .get(node)
+            .is_none_or(|since| now.saturating_duration_since(*since) >= backoff)
+    }
+
     pub(super) fn heard(&mut self, epoch: Epoch, now: Timestamp) {
         let w = self.watch_for(epoch, now);
         w.last_heard = Some(w.last_heard.map_or(now, |t| t.max(now)));

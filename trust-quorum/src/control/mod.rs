@@ -93,7 +93,7 @@ pub use errors::{
     ReconfigureResultError, RemoveSledsError,
 };
 pub use ledger::{AbortReason, Ledger};
-pub use policy::{CrashTolerance, Policy};
+pub use policy::{CrashTolerance, Policy, ThresholdRule};
 pub use report::{ClientReport, PassReport};
 pub use write::{Held, LedgerWrite, PendingLedgerWrite, Stored};
 
@@ -113,6 +113,11 @@ pub struct ControlPlaneConfig {
     /// How long a preparing configuration's coordinator may stay silent
     /// before the configuration is aborted as having a dead coordinator.
     pub prepare_timeout: Duration,
+    /// How long after the reconfiguration request was sent (the ledger's
+    /// `time_reconfigure_sent`) a coordinator's "not coordinating" answer
+    /// is taken as early, the request not having reached it yet, and
+    /// ignored. Only a later such answer aborts the configuration.
+    pub not_coordinating_grace: Duration,
     /// Whether a configuration aborted because of its coordinator is
     /// proposed again, same membership, at the next epoch with another
     /// coordinator.
@@ -133,6 +138,7 @@ impl Default for ControlPlaneConfig {
         ControlPlaneConfig {
             policy: Policy::default(),
             prepare_timeout: Duration::from_secs(60),
+            not_coordinating_grace: Duration::from_secs(10),
             auto_retry: true,
             max_attempts: 3,
             max_proxies: 5,

@@ -56,9 +56,11 @@ impl ControlPlane {
             };
         }
         let policy = &self.config.policy;
+        let (driver, backoff) = (&self.driver, self.config.unreachable_backoff);
+        let reachable = |m: &BaseboardId| driver.is_reachable(m, now, backoff);
         transact(&mut self.ledger, |l| {
             l.set_rack_id(rack_id);
-            l.propose(members, 1, policy, now, rng)
+            l.propose(members, 1, policy, &reachable, now, rng)
         })
         .map_err(|e| match e {
             ProposeError::InProgress { epoch } => InitializeError::InProgress { epoch },
@@ -174,8 +176,10 @@ impl ControlPlane {
             None => {}
         }
         let policy = &self.config.policy;
-        transact(&mut self.ledger, |l| l.propose(proposed, 1, policy, now, rng)).map_err(
-            |e| match e {
+        let (driver, backoff) = (&self.driver, self.config.unreachable_backoff);
+        let reachable = |m: &BaseboardId| driver.is_reachable(m, now, backoff);
+        transact(&mut self.ledger, |l| l.propose(proposed, 1, policy, &reachable, now, rng))
+            .map_err(|e| match e {
                 ProposeError::NotInitialized => ChangeRefused::NotInitialized,
                 ProposeError::InProgress { epoch } => ChangeRefused::InProgress { epoch },
                 ProposeError::MembershipSize { members } => ChangeRefused::MembershipSize {
@@ -190,8 +194,7 @@ impl ControlPlane {
                     ChangeRefused::NoCoordinatorCandidate { last_committed }
                 }
                 ProposeError::EpochExhausted => ChangeRefused::EpochExhausted,
-            },
-        )
+            })
     }
 
     /// `None` unless the latest configuration is preparing; then `Ok` with

@@ -11,10 +11,12 @@ use tq_types::ids::{MAX_MEMBERS, MIN_MEMBERS};
 pub enum CrashTolerance {
     /// The table in force when the add-sleds feature shipped (omicron #9650),
     /// with which the fixtures were captured: N <= 3 gives 0, 4..=8 gives 1,
-    /// 9..=16 gives 2, 17 and more give 3. This is the default.
+    /// 9..=16 gives 2, 17 and more give 3 ([`Policy::add_sleds_release`]).
     AddSledsRelease,
     /// The reference system's latest snapshot: N <= 4 gives 0, 5..=8 gives 1,
-    /// 9..=15 gives 2, 16..=23 gives 3, 24 and more give 4.
+    /// 9..=15 gives 2, 16..=23 gives 3, 24 and more give 4. This is the
+    /// default: with N = 4 it asks for K = 3 prepare acknowledgements, not
+    /// all four (the reference's issue #11064).
     LatestReference,
     /// The same Z for every size.
     Fixed(u8),
@@ -41,36 +43,94 @@ impl CrashTolerance {
     }
 }
 
+/// How the threshold K follows from the membership size N.
+///
+/// Every rule keeps K in its valid range, from the smallest strict majority
+/// `floor(N/2) + 1` to `N - 1` (docs/protocol.md section 1): a majority so
+/// that no two disjoint groups of sleds, and no minority, can rebuild the
+/// secret; below N because nodes refuse K = N, which could not survive the
+/// loss of a single share.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ThresholdRule {
+    /// K = floor(N/2) + 1, the smallest strict majority. The default.
+    #[default]
+    Majority,
+    /// K = floor(N/2) + 1 + the given number, capped at N - 1.
+    MajorityPlus(u8),
+}
+
+impl ThresholdRule {
+    /// K for `members` members (at least 3).
+    fn k(self, members: u8) -> Option<u8> {
+        let majority = members.checked_div(2)?.checked_add(1)?;
+        let below_n = members.checked_sub(1)?;
+        match self {
+            ThresholdRule::Majority => Some(majority),
+            ThresholdRule::MajorityPlus(extra) => Some(majority.saturating_add(extra).min(below_n)),
+        }
+    }
+}
+
 /// K and Z as functions of the membership size N, and the allowed sizes.
 ///
-/// K is always a majority, `floor(N/2) + 1`. Z comes from a
-/// [`CrashTolerance`] table and is capped at `N - K`, so that `K + Z`
-/// prepare acknowledgements are always reachable.
+/// K comes from a [`ThresholdRule`] (by default the smallest majority,
+/// `floor(N/2) + 1`). Z comes from a [`CrashTolerance`] table and is capped
+/// at `N - K`, so that `K + Z` prepare acknowledgements are always
+/// reachable.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub struct Policy {
+    /// Absent in a policy stored before the rule existed: the majority.
+    #[serde(default)]
+    threshold: ThresholdRule,
     crash_tolerance: CrashTolerance,
     min_members: usize,
     max_members: usize,
 }
 
 impl Default for Policy {
-    /// The table of the add-sleds release and sizes 3..=32: N = 4 gives
-    /// K = 3, Z = 1, as in the fixtures.
+    /// The smallest majority, the reference's latest Z table and sizes
+    /// 3..=32: N = 4 gives K = 3, Z = 0.
     fn default() -> Self {
-        Policy::new(CrashTolerance::AddSledsRelease)
+        Policy::new(CrashTolerance::LatestReference)
     }
 }
 
 impl Policy {
-    /// A policy with the given Z table and the protocol's size limits 3..=32.
+    /// A policy with the given Z table, K the smallest majority, and the
+    /// protocol's size limits 3..=32.
     pub fn new(crash_tolerance: CrashTolerance) -> Self {
-        Policy { crash_tolerance, min_members: MIN_MEMBERS, max_members: MAX_MEMBERS }
+        Policy {
+            threshold: ThresholdRule::Majority,
+            crash_tolerance,
+            min_members: MIN_MEMBERS,
+            max_members: MAX_MEMBERS,
+        }
     }
 
     /// The reference system's latest table (see
-    /// [`CrashTolerance::LatestReference`]).
+    /// [`CrashTolerance::LatestReference`]); the same as the default.
     pub fn latest_reference() -> Self {
         Policy::new(CrashTolerance::LatestReference)
+    }
+
+    /// The table of the add-sleds release (see
+    /// [`CrashTolerance::AddSledsRelease`]), with which the fixtures were
+    /// captured: N = 4 gives K = 3, Z = 1.
+    pub fn add_sleds_release() -> Self {
+        Policy::new(CrashTolerance::AddSledsRelease)
+    }
+
+    /// The same policy with K from `rule`.
+    #[must_use]
+    pub fn with_threshold(mut self, rule: ThresholdRule) -> Self {
+        self.threshold = rule;
+        self
+    }
+
+    /// The rule K comes from.
+    pub fn threshold_rule(&self) -> ThresholdRule {
+        self.threshold
     }
 
     /// Narrows the allowed membership sizes. Limits outside the protocol's
@@ -108,8 +168,7 @@ impl Policy {
         if !self.size_allowed(members) {
             return None;
         }
-        let k = members.checked_div(2)?.checked_add(1)?;
-        u8::try_from(k).ok().map(Threshold)
+        self.threshold.k(u8::try_from(members).ok()?).map(Threshold)
     }
 
     /// The commit crash tolerance Z for `members` members (capped at
@@ -134,8 +193,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn default_table_matches_the_fixtures_and_protocol() {
-        let p = Policy::default();
+    fn add_sleds_release_table_matches_the_fixtures_and_protocol() {
+        let p = Policy::add_sleds_release();
         let expect = [
             (3, 2, 0),
             (4, 3, 1),
@@ -156,7 +215,9 @@ mod tests {
     }
 
     #[test]
-    fn latest_reference_table() {
+    fn latest_reference_table_is_the_default() {
+        assert_eq!(Policy::default(), Policy::latest_reference());
+        assert_eq!(Policy::default().threshold(4), Some(Threshold(3)));
         let p = Policy::latest_reference();
         let expect =
             [(3, 0), (4, 0), (5, 1), (8, 1), (9, 2), (15, 2), (16, 3), (23, 3), (24, 4), (32, 4)];
@@ -174,6 +235,34 @@ mod tests {
             assert!(required_acks(k, z) <= n);
             assert!(k.0 >= 2 && usize::from(k.0) < n);
         }
+    }
+
+    #[test]
+    fn threshold_rules_stay_between_a_majority_and_n_minus_one() {
+        for extra in 0..=40u8 {
+            let p = Policy::default().with_threshold(ThresholdRule::MajorityPlus(extra));
+            for n in 3..=32usize {
+                let k = usize::from(p.threshold(n).unwrap().0);
+                let expected = (n / 2 + 1 + usize::from(extra)).min(n - 1);
+                assert_eq!(k, expected, "N={n} extra={extra}");
+                assert!(2 * k > n && k < n, "N={n} K={k}");
+                let z = usize::from(p.crash_tolerance(n).unwrap());
+                assert!(k + z <= n);
+            }
+        }
+        let majority = Policy::default();
+        assert_eq!(majority.threshold_rule(), ThresholdRule::Majority);
+        for n in 3..=32usize {
+            let plus0 = majority.clone().with_threshold(ThresholdRule::MajorityPlus(0));
+            assert_eq!(majority.threshold(n), plus0.threshold(n));
+        }
+    }
+
+    #[test]
+    fn a_policy_stored_without_a_threshold_rule_reads_as_majority() {
+        let json = r#"{"crash_tolerance":"add_sleds_release","min_members":3,"max_members":32}"#;
+        let p: Policy = serde_json::from_str(json).unwrap();
+        assert_eq!(p, Policy::add_sleds_release());
     }
 
     #[test]

@@ -72,7 +72,11 @@ impl ControlPlane {
         let members = rec.member_ids();
         let attempt = rec.attempt.saturating_add(1);
         let policy = &self.config.policy;
-        match transact(&mut self.ledger, |l| l.propose(members, attempt, policy, now, rng)) {
+        let (driver, backoff) = (&self.driver, self.config.unreachable_backoff);
+        let reachable = |m: &BaseboardId| driver.is_reachable(m, now, backoff);
+        match transact(&mut self.ledger, |l| {
+            l.propose(members, attempt, policy, &reachable, now, rng)
+        }) {
             Ok(new_epoch) => {
                 tracing::info!(aborted = %epoch, %new_epoch, attempt, "retrying aborted change");
             }
@@ -185,6 +189,8 @@ impl ControlPlane {
             }
             Err(_) => false,
         };
+        // Any answer shows that the coordinator is reachable.
+        self.driver.unreachable.remove(&coordinator);
         match result {
             _ if already_coordinating => self.driver.heard(epoch, now),
             Ok(()) => self.driver.heard(epoch, now),
@@ -201,10 +207,12 @@ impl ControlPlane {
     }
 
     /// Records the answer to [`ControlAction::PollCoordinator`]: `None` when
-    /// the coordinator says it is not coordinating (it restarted), which
-    /// aborts the configuration; otherwise the poll update of docs/protocol.md
-    /// section 5.3. A status that disagrees with the ledger is rejected as a
-    /// whole.
+    /// the coordinator says it is not coordinating, which aborts the
+    /// configuration once `not_coordinating_grace` has passed since the
+    /// request was sent (earlier, the request may simply not have arrived,
+    /// and the answer is ignored); otherwise the poll update of
+    /// docs/protocol.md section 5.3. A status that disagrees with the ledger
+    /// is rejected as a whole.
     pub fn on_coordinator_status(
         &mut self,
         epoch: Epoch,
@@ -232,7 +240,19 @@ impl ControlPlane {
                 }
             })
             .map_err(ignored)?;
+        // Any answer shows that the coordinator is reachable.
+        self.driver.unreachable.remove(&coordinator);
         let Some(status) = status else {
+            // The request may not have reached the coordinator yet: a replica
+            // that did not send it, or restarted, polls without waiting for
+            // its answer. Only after the grace period does the answer mean
+            // that the coordinator lost its coordination.
+            let sent = self.ledger.record(epoch).and_then(|r| r.time_reconfigure_sent);
+            let grace = self.config.not_coordinating_grace;
+            if sent.is_none_or(|sent| now.saturating_duration_since(sent) < grace) {
+                tracing::debug!(%epoch, %coordinator, "early \"not coordinating\" ignored");
+                return Ok(());
+            }
             tracing::warn!(%epoch, %coordinator, "coordinator is not coordinating; aborting");
             let reason = AbortReason::CoordinatorNotCoordinating { coordinator };
             if let Err(error) = self.abort_with(reason, now) {

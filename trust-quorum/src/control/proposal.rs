@@ -26,11 +26,16 @@ impl Ledger {
     /// at the next epoch, building on the newest committing or committed
     /// configuration. Mutates only on success, but callers still apply it to
     /// a draft.
+    ///
+    /// `reachable` says whether this replica believes a sled reachable (no
+    /// recent failed call); with the ledger's in-service set it orders the
+    /// coordinator candidates (see [`prefer_active_and_reachable`]).
     pub(crate) fn propose<R: CryptoRng + ?Sized>(
         &mut self,
         members: BTreeSet<BaseboardId>,
         attempt: u32,
         policy: &Policy,
+        reachable: &dyn Fn(&BaseboardId) -> bool,
         now: Timestamp,
         rng: &mut R,
     ) -> Result<Epoch, ProposeError> {
@@ -94,6 +99,7 @@ impl Ledger {
         } else {
             candidates
         };
+        let pool = prefer_active_and_reachable(pool, &|c| self.is_active(c), reachable);
         let coordinator = pick_one(&pool, rng)
             .ok_or(ProposeError::NoCoordinatorCandidate { last_committed: base_epoch })?;
 
@@ -137,6 +143,24 @@ impl Ledger {
         self.configs.insert(epoch, record);
         Ok(epoch)
     }
+}
+
+/// The first non-empty part of `pool`, in this order of preference: sleds
+/// in service and reachable, then in service, then reachable; else the
+/// whole pool (docs/protocol.md section 5.4, step 6). The order within the
+/// pool is kept, so the draw that follows stays deterministic.
+fn prefer_active_and_reachable(
+    pool: Vec<BaseboardId>,
+    active: &dyn Fn(&BaseboardId) -> bool,
+    reachable: &dyn Fn(&BaseboardId) -> bool,
+) -> Vec<BaseboardId> {
+    let tiers: [&dyn Fn(&BaseboardId) -> bool; 3] =
+        [&|c| active(c) && reachable(c), &|c| active(c), &|c| reachable(c)];
+    tiers
+        .iter()
+        .map(|keep| pool.iter().filter(|c| keep(c)).cloned().collect::<Vec<_>>())
+        .find(|tier| !tier.is_empty())
+        .unwrap_or(pool)
 }
 
 /// One element of `pool` chosen with `rng`, or `None` if it is empty.

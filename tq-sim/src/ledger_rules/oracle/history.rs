@@ -65,6 +65,8 @@ pub(super) fn epochs(l: &LedgerImage, out: &mut Findings) {
 /// The coordinator committed the base, and avoids the coordinators of the
 /// attempts aborted since the base: all of them if that leaves a candidate,
 /// else only the most recent one (docs/protocol.md section 5.4, step 6).
+/// The preference for sleds in service needs the ledger the record was
+/// proposed on, so [`check_transition`] checks it.
 pub(super) fn coordinator(l: &LedgerImage, e: Epoch, r: &RecordImage, out: &mut Findings) {
     let base = r.last_committed_epoch.and_then(|b| l.configs.get(&b).map(|rec| (b, rec)));
     let committed_in_base = |m: &BaseboardId| match base {
@@ -83,8 +85,30 @@ pub(super) fn coordinator(l: &LedgerImage, e: Epoch, r: &RecordImage, out: &mut 
             return;
         }
     }
-    let candidates: Vec<&BaseboardId> = r.members.keys().filter(|m| committed_in_base(m)).collect();
-    let since = base.map_or(Epoch(0), |(b, _)| b);
+    let chosen = &r.coordinator;
+    let ok = allowed(l, e, r).contains(&chosen);
+    out.require(ok, COORDINATOR_CHOICE, || {
+        let since = r.last_committed_epoch;
+        format!("epoch {e}: coordinator {chosen} chosen although it failed since {since:?}")
+    });
+}
+
+/// The sleds that the failed-coordinator rule leaves for the record `r` of
+/// epoch `e`: the members that committed the base (all members without
+/// one), minus the coordinators of the attempts aborted since the base if
+/// that leaves anyone, else minus the most recent of them, else all.
+fn allowed<'a>(l: &LedgerImage, e: Epoch, r: &'a RecordImage) -> Vec<&'a BaseboardId> {
+    let base = r.last_committed_epoch.and_then(|b| l.configs.get(&b));
+    let candidates: Vec<&BaseboardId> = r
+        .members
+        .keys()
+        .filter(|m| {
+            base.is_none_or(|b| {
+                b.members.get(*m).is_some_and(|d| d.state == MemberState::Committed)
+            })
+        })
+        .collect();
+    let since = r.last_committed_epoch.unwrap_or(Epoch(0));
     let failed: Vec<&BaseboardId> = l
         .configs
         .range(..e)
@@ -93,20 +117,42 @@ pub(super) fn coordinator(l: &LedgerImage, e: Epoch, r: &RecordImage, out: &mut 
         .filter(|(_, x)| x.state == ConfigState::Aborted)
         .map(|(_, x)| &x.coordinator)
         .collect();
-    let avoid_all: Vec<&&BaseboardId> = candidates.iter().filter(|c| !failed.contains(c)).collect();
-    let avoid_last: Vec<&&BaseboardId> =
-        candidates.iter().filter(|c| failed.first() != Some(*c)).collect();
-    let chosen = &r.coordinator;
-    let ok = if !avoid_all.is_empty() {
-        avoid_all.iter().any(|c| **c == chosen)
-    } else if !avoid_last.is_empty() {
-        avoid_last.iter().any(|c| **c == chosen)
-    } else {
-        true
-    };
-    out.require(ok, COORDINATOR_CHOICE, || {
-        format!("epoch {e}: coordinator {chosen} chosen although it failed since {since}")
-    });
+    let avoid_all: Vec<&BaseboardId> =
+        candidates.iter().copied().filter(|c| !failed.contains(c)).collect();
+    if !avoid_all.is_empty() {
+        return avoid_all;
+    }
+    let avoid_last: Vec<&BaseboardId> =
+        candidates.iter().copied().filter(|c| failed.first() != Some(c)).collect();
+    if !avoid_last.is_empty() {
+        return avoid_last;
+    }
+    candidates
+}
+
+/// Each record that appears from `old` to `new` has a coordinator in
+/// service in `old` (the ledger it was proposed on) whenever some sled the
+/// failed-coordinator rule allowed was in service (docs/protocol.md
+/// section 5.4, step 6). Which sleds the proposing replica believed
+/// reachable is in its memory, not in the ledger, so only the preference
+/// for sleds in service is checked here.
+fn coordinator_in_service(old: &LedgerImage, new: &LedgerImage, out: &mut Findings) {
+    let first_new = old.latest().map_or(Epoch(1), |e| Epoch(e.0.saturating_add(1)));
+    for (e, r) in new.configs.range(first_new..) {
+        let allowed = allowed(new, *e, r);
+        let any_in_service = allowed.iter().any(|c| old.active.contains(*c));
+        out.require(
+            !any_in_service || old.active.contains(&r.coordinator),
+            COORDINATOR_CHOICE,
+            || {
+                format!(
+                    "epoch {e}: coordinator {} was not in service, although {:?} were allowed",
+                    r.coordinator,
+                    allowed.iter().filter(|c| old.active.contains(**c)).collect::<Vec<_>>()
+                )
+            },
+        );
+    }
 }
 
 /// Attempt 1 for an operator's change; attempt a > 1 only right after
@@ -202,6 +248,7 @@ pub(crate) fn check_transition(old: &LedgerImage, new: &LedgerImage) -> Vec<Find
             Some(n) => record_moves_forward(*e, o, n, &mut out),
         }
     }
+    coordinator_in_service(old, new, &mut out);
     for (sled, o) in &old.activations {
         let ok = new.activations.get(sled).is_some_and(|n| {
             let same_commit = n.epoch == o.epoch && n.time_committed == o.time_committed;

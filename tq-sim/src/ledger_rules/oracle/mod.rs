@@ -3,7 +3,8 @@
 //! It reads the ledger in its stored form (the JSON an embedder keeps, see
 //! docs/protocol.md section 5.1) into images of its own, and checks every
 //! record against the rules of docs/protocol.md sections 1 and 5, computing
-//! K, Z and K + Z from the membership and the policy's table with its own
+//! K, Z and K + Z from the membership and the run's policy, given as plain
+//! data ([`OraclePolicy`]: which threshold rule, which table), with its own
 //! few lines. Nothing here calls `Ledger::validate`, `Policy` or
 //! `required_acks`: a wrong count shared by the control plane and its own
 //! guard shows up here.
@@ -32,7 +33,7 @@ pub(crate) const UNREADABLE: &str = "ledger_unreadable";
 /// record built on the newest committing or committed one before it, and a
 /// partially committed one followed by the configuration that made it so.
 pub(crate) const EPOCHS: &str = "ledger_epochs";
-/// N within the policy's sizes, K = floor(N/2) + 1, Z = min(table(N), N - K).
+/// N within the policy's sizes, K from the policy's rule, Z = min(table(N), N - K).
 pub(crate) const SIZES: &str = "ledger_sizes";
 /// Committing: at least K + Z acknowledged and not all committed; Committed:
 /// all committed; CommittedPartially: at least K + Z committed.
@@ -54,7 +55,9 @@ pub(crate) const COORDINATOR_IS_MEMBER: &str = "coordinator_is_member";
 /// The coordinator committed the configuration its configuration builds on.
 pub(crate) const COORDINATOR_COMMITTED_LAST: &str = "coordinator_committed_last";
 /// The coordinator avoids those of the attempts aborted since the base:
-/// all of them if that leaves anyone, else the most recent one.
+/// all of them if that leaves anyone, else the most recent one; and among
+/// the sleds that leaves, a new record's coordinator was in service when it
+/// was proposed if any of them was.
 pub(crate) const COORDINATOR_CHOICE: &str = "coordinator_choice";
 /// From one stored ledger to the next: states only move forward, what is
 /// recorded is never changed or removed, and every change has a new
@@ -109,12 +112,21 @@ impl Findings {
     }
 }
 
+/// How K follows from N (docs/protocol.md section 1, "K and Z").
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum KFromN {
+    /// The smallest strict majority, floor(N/2) + 1.
+    Majority,
+    /// floor(N/2) + 1 plus this many, but never N or more.
+    MajorityPlus(u8),
+}
+
 /// The table Z comes from (docs/protocol.md section 1, "K and Z").
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum ZTable {
-    /// The default: the table of the release that shipped adding sleds.
+    /// The table of the release that shipped adding sleds.
     AddSledsRelease,
-    /// The reference's latest table.
+    /// The reference's latest table, the default.
     LatestReference,
     /// The same Z for every size.
     Fixed(u8),
@@ -130,6 +142,8 @@ const LATEST_REFERENCE: [(usize, usize, usize); 7] =
 /// The settings of the control plane whose ledger is judged.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) struct OraclePolicy {
+    /// Where K comes from.
+    pub(crate) k_rule: KFromN,
     /// Where Z comes from.
     pub(crate) z_table: ZTable,
     /// The smallest allowed membership.
@@ -142,17 +156,26 @@ pub(crate) struct OraclePolicy {
 
 impl OraclePolicy {
     /// `ControlPlaneConfig::default()` as docs/protocol.md section 1 lists
-    /// it: the add-sleds table, 3 to 32 members, 3 attempts.
+    /// it: the smallest majority, the reference's latest table, 3 to 32
+    /// members, 3 attempts.
     pub(crate) const DEFAULT: OraclePolicy = OraclePolicy {
-        z_table: ZTable::AddSledsRelease,
+        k_rule: KFromN::Majority,
+        z_table: ZTable::LatestReference,
         min_members: 3,
         max_members: 32,
         max_attempts: 3,
     };
 
-    /// K for `n` members: floor(n/2) + 1.
-    pub(crate) fn k(n: usize) -> usize {
-        (n / 2).saturating_add(1)
+    /// K for `n` members: the smallest majority, floor(n/2) + 1, raised by
+    /// the rule's extra but kept below n.
+    pub(crate) fn k(&self, n: usize) -> usize {
+        let majority = (n / 2).saturating_add(1);
+        match self.k_rule {
+            KFromN::Majority => majority,
+            KFromN::MajorityPlus(extra) => {
+                majority.saturating_add(usize::from(extra)).min(n.saturating_sub(1))
+            }
+        }
     }
 
     /// Z for `n` members: the table's value, capped at N - K; `None` for a
@@ -161,15 +184,15 @@ impl OraclePolicy {
         let table = match self.z_table {
             ZTable::AddSledsRelease => &ADD_SLEDS_RELEASE,
             ZTable::LatestReference => &LATEST_REFERENCE,
-            ZTable::Fixed(z) => return Some(usize::from(z).min(n.saturating_sub(Self::k(n)))),
+            ZTable::Fixed(z) => return Some(usize::from(z).min(n.saturating_sub(self.k(n)))),
         };
         let (_, _, z) = table.iter().find(|(lo, hi, _)| (*lo..=*hi).contains(&n))?;
-        Some((*z).min(n.saturating_sub(Self::k(n))))
+        Some((*z).min(n.saturating_sub(self.k(n))))
     }
 
     /// K + Z for `n` members (`None` where Z is).
     pub(crate) fn quorum(&self, n: usize) -> Option<usize> {
-        self.z(n).map(|z| Self::k(n).saturating_add(z))
+        self.z(n).map(|z| self.k(n).saturating_add(z))
     }
 }
 

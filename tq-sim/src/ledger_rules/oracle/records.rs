@@ -28,7 +28,7 @@ fn sizes(epoch: Epoch, r: &RecordImage, policy: &OraclePolicy, out: &mut Finding
             policy.min_members, policy.max_members
         )
     });
-    let k = OraclePolicy::k(n);
+    let k = policy.k(n);
     out.require(usize::from(r.threshold) == k, SIZES, || {
         format!("epoch {epoch}: K is {} for {n} members, should be {k}", r.threshold)
     });
