@@ -98,8 +98,10 @@ impl Node {
             return;
         }
         if let Err(why) = verify_config(ctx.authority(), &config) {
-            tracing::warn!(node = %me, %from, %epoch, %why, "unauthorized prepare ignored");
-            return;
+            if !ctx.has_bug(PlantedBug::SkipPrepareSignature) {
+                tracing::warn!(node = %me, %from, %epoch, %why, "unauthorized prepare ignored");
+                return;
+            }
         }
         if share.as_bytes().len() != crypto::SHARE_LEN || !crypto::share_matches(&share, digest) {
             tracing::warn!(node = %me, %from, %epoch, "prepare with a bad share ignored");
@@ -151,7 +153,9 @@ impl Node {
             ctx.send(from, rack_id, kind);
             return;
         }
-        if state.config(epoch).is_some_and(|c| !c.is_member(&from)) {
+        if state.config(epoch).is_some_and(|c| !c.is_member(&from))
+            && !ctx.has_bug(PlantedBug::ShareToNonMember)
+        {
             // Only a committed configuration that leaves the asker out,
             // with its certificate, may tell it it was removed.
             match state.latest_committed().filter(|c| !c.config.is_member(&from)) {
@@ -220,11 +224,18 @@ impl Node {
         rack_id: RackId,
         committed: CommittedConfig,
     ) {
+        let epoch = committed.config.epoch;
+        if ctx.has_bug(PlantedBug::AcceptAnyExpunged) {
+            let meta = ExpungedMetadata { epoch, from };
+            ctx.update_persistent(|p| (p.set_expunged(meta), ()));
+            self.activity = Activity::Idle;
+            self.secret_loader.clear();
+            return;
+        }
         let Some(committed) = checked_committed(ctx, &from, rack_id, committed, "expunged notice")
         else {
             return;
         };
-        let epoch = committed.config.epoch;
         if committed.config.is_member(ctx.id()) {
             tracing::warn!(%from, %epoch, "expunged notice for a configuration that lists us ignored");
             return;
