@@ -66,4 +66,13 @@ rules! {
     CoordinateXorCompute => "coordinate_xor_compute",
     /// Members a coordinator counts as acknowledged are durably prepared.
     AckedMembersPrepared => "acked_members_prepared",
+    /// An honest sled stores only configurations built from a request the
+    /// control plane signed, and commits only what it certified.
+    SignedConfigsOnly => "signed_configs_only",
+    /// An honest sled becomes expunged only by a committed configuration
+    /// that removed it.
+    ExpungedOnlyIfRemoved => "expunged_only_if_removed",
+    /// A damaged stored state is refused when read back, never decoded into
+    /// a state other than the one written.
+    CorruptionDetected => "corruption_detected",
 }
