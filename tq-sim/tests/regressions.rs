@@ -193,6 +193,19 @@ const KEPT: &[Kept] = &[
         why: "a disk lost after its committed member's ack was already in flight",
         happened: acked_then_wiped,
     },
+    Kept {
+        file: "seed-347-byzantine-8.jsonl",
+        why: "the compromised sled 01 replays a genuine commit advance of epoch 6 to sled 04, \
+              wiped and re-added since, whose newest configuration (9, later aborted) is newer \
+              than the committed 7 that left it out: 04 starts computing its share of 6, which \
+              members that moved on never give, and must stop once told of 7",
+        happened: |e, before, after| {
+            let s = "PPP-PPPPPPP:00000000004";
+            matches!(e, Event::Deliver { .. })
+                && before.node(s)["status"]["computing_share"].is_null()
+                && after.node(s)["status"]["computing_share"] == 6
+        },
+    },
 ];
 
 /// A wipe of a sled that had committed the latest epoch while the ledger

@@ -245,6 +245,14 @@ impl Node {
             return;
         };
         if epoch < latest {
+            // Older than a configuration that lists this node, so it stays
+            // a member; but a share of an epoch below a committed one that
+            // left it out is moot, and members that moved on never hand it
+            // out: stop computing it rather than wait forever.
+            if self.activity.computing_share().is_some_and(|k| k < epoch) {
+                tracing::info!(%from, %epoch, "share computation made moot by a later commit");
+                self.activity = Activity::Idle;
+            }
             tracing::debug!(%from, %epoch, %latest, "stale expunged notice ignored");
             return;
         }
