@@ -138,3 +138,31 @@ fn only_a_later_configuration_listing_the_sled_readmits_it() {
     assert_eq!(out, Err(PrepareAndCommitError::NotAMember(Epoch(5))));
     assert_eq!(c.state(&id(5)).expunged().cloned(), expunged);
 }
+
+/// Simulator seed 347 (byzantine): sled 5, wiped and being added back by
+/// epoch 4 (prepared, not yet committed), is sent a genuine but old commit
+/// advance of epoch 2 (a replay by a compromised peer). It is a member of 2,
+/// so it starts computing its share of 2; the members, having committed 3,
+/// which left it out, answer `Expunged(3)`. That notice is older than its
+/// configuration 4, so it is not expunged, but the computation is moot and
+/// would never finish: it stops.
+#[test]
+fn a_share_computation_made_moot_by_a_later_commit_stops() {
+    let mut c = removed_and_wiped();
+    c.restart(&id(5));
+    c.reconfigure(&id(0), 4, Some(3), &ids(0..6));
+    c.deliver_all();
+    assert_eq!(c.acks(&id(0), 4), ids(0..6));
+    let config2 = c.state(&id(0)).config(Epoch(2)).unwrap().clone();
+    let kind = PeerMsgKind::CommitAdvance(committed_config(&config2));
+    c.call(&id(5), |n, ctx| n.handle(ctx, id(0), PeerMsg { rack_id: rack(), kind }));
+    let computing = |c: &Cluster| c.node(&id(5)).status(c.ctx(&id(5))).computing_share;
+    assert_eq!(computing(&c), Some(Epoch(2)), "a certified commit of 2 starts the computation");
+    c.deliver_all();
+    assert_eq!(computing(&c), None, "stopped by the members' Expunged(3)");
+    assert_eq!(c.state(&id(5)).expunged(), None, "still a member of 4");
+    assert!(c.alarms().is_empty(), "{:?}", c.alarms());
+    // Epoch 4 then commits on it as on everyone.
+    c.commit(&id(0), 4);
+    assert_eq!(c.state(&id(5)).latest_committed_epoch(), Some(Epoch(4)));
+}
