@@ -7,6 +7,7 @@
 //! replica = "ctl-0"                  # a name for logs
 //! tick_ms = 200                      # the longest wait between driver passes
 //! prepare_timeout_ms = 60000         # a silent coordinator's prepare is aborted after this
+//! not_coordinating_grace_ms = 10000  # "not coordinating" aborts only this long after the request
 //! authority = "keys/authority.key"   # the signing key every replica shares
 //!
 //! [tls]                              # the control plane's certificate (`tq-node keys init`)
@@ -29,6 +30,7 @@ use serde::{Deserialize, Serialize};
 use tq_node::config::read_toml;
 pub use tq_node::config::{ConfigError, TlsPaths};
 use tq_types::{BaseboardId, RackId};
+use trust_quorum::control::ControlPlaneConfig;
 
 /// Everything one control-plane replica needs.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
@@ -50,6 +52,12 @@ pub struct CtlConfig {
     /// before the configuration is aborted, in milliseconds.
     #[serde(default = "default_prepare_timeout_ms")]
     pub prepare_timeout_ms: u64,
+    /// How long after the reconfiguration request was sent a coordinator's
+    /// "not coordinating" answer is taken as a lost coordination and
+    /// aborts it, in milliseconds (docs/protocol.md section 5.5); earlier
+    /// answers are ignored.
+    #[serde(default = "default_not_coordinating_grace_ms")]
+    pub not_coordinating_grace_ms: u64,
     /// The authority's secret key file (`tq-node keys init` writes it):
     /// every replica signs requests and commit decisions with it.
     pub authority: PathBuf,
@@ -72,6 +80,11 @@ fn default_tick_ms() -> u64 {
 
 fn default_prepare_timeout_ms() -> u64 {
     60_000
+}
+
+fn default_not_coordinating_grace_ms() -> u64 {
+    u64::try_from(ControlPlaneConfig::default().not_coordinating_grace.as_millis())
+        .unwrap_or(u64::MAX)
 }
 
 /// One sled of the inventory.
@@ -149,6 +162,7 @@ mod tests {
         assert_eq!(config.tls.ca, dir.path().join("keys/ca.pem"));
         assert_eq!(config.db, format!("sqlite:{}", dir.path().join("ledger.db").display()));
         assert_eq!(config.prepare_timeout_ms, 60_000);
+        assert_eq!(config.not_coordinating_grace_ms, 10_000);
         match CtlConfig::load(&write(dir.path(), &[SLED_TOML, SLED_TOML])) {
             Err(ConfigError::Invalid { problem, .. }) => {
                 assert_eq!(problem, format!("sled {SLED} is listed twice"));

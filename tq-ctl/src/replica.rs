@@ -71,6 +71,7 @@ impl Replica {
     ) -> Result<Replica, StoreError> {
         let settings = ControlPlaneConfig {
             prepare_timeout: Duration::from_millis(config.prepare_timeout_ms),
+            not_coordinating_grace: Duration::from_millis(config.not_coordinating_grace_ms),
             ..ControlPlaneConfig::default()
         };
         let cp = ControlPlane::new(settings, authority);

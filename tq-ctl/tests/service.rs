@@ -23,6 +23,7 @@ fn ctl_config(rack: &LocalRack, db: &str, name: &str) -> CtlConfig {
         replica: name.to_owned(),
         tick_ms: 20,
         prepare_timeout_ms: 60_000,
+        not_coordinating_grace_ms: 10_000,
         authority: rack.dir.path().join("keys/authority.key"),
         tls: TlsPaths {
             ca: rack.dir.path().join("keys/ca.pem"),

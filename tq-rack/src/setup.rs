@@ -20,6 +20,11 @@ pub const CTL_TICK_MS: u64 = 100;
 /// aborting it: short, because chaos kills coordinators.
 pub const CTL_PREPARE_TIMEOUT_MS: u64 = 15_000;
 
+/// How long after sending a reconfiguration the replicas wait before a
+/// coordinator's "not coordinating" answer aborts it: short, because chaos
+/// restarts coordinators, yet long enough for the request to land.
+pub const CTL_NOT_COORDINATING_GRACE_MS: u64 = 3_000;
+
 /// What a new rack is made of.
 #[derive(Clone, Debug)]
 pub struct NewRack {
@@ -135,6 +140,7 @@ pub fn write_configs(rack: &Rack) -> Result<(), RackError> {
             replica: Proc::Ctl(replica.index).name(),
             tick_ms: CTL_TICK_MS,
             prepare_timeout_ms: CTL_PREPARE_TIMEOUT_MS,
+            not_coordinating_grace_ms: CTL_NOT_COORDINATING_GRACE_MS,
             authority: keys.join(tq_node::authority::SECRET_FILE),
             tls: TlsPaths {
                 ca: keys.join("ca.pem"),

@@ -11,6 +11,7 @@ use serde::Serialize;
 use tq_types::membership::ConfigState;
 use tq_types::{BaseboardId, ExpungedMetadata, PeerMsgKind};
 
+use crate::adversary::Injections;
 use crate::event::Event;
 use crate::simulation::Simulation;
 use crate::world::World;
@@ -33,6 +34,14 @@ pub struct Coverage {
     pub epoch3_runs: u64,
     /// Secret loads answered `NotAvailable`.
     pub not_available: u64,
+    /// Messages the compromised sled of a byzantine run got onto a link,
+    /// by kind.
+    pub byzantine: Injections,
+    /// Stored states damaged by the disk-corruption fault.
+    pub corrupted_disks: u64,
+    /// Damaged states whose decoding was refused (the sled then counted as
+    /// having lost its disk).
+    pub corruptions_detected: u64,
 }
 
 impl Coverage {
@@ -45,12 +54,27 @@ impl Coverage {
         self.races_lost = self.races_lost.saturating_add(other.races_lost);
         self.epoch3_runs = self.epoch3_runs.saturating_add(other.epoch3_runs);
         self.not_available = self.not_available.saturating_add(other.not_available);
+        let (b, o) = (&mut self.byzantine, &other.byzantine);
+        b.replays = b.replays.saturating_add(o.replays);
+        b.forged_prepares = b.forged_prepares.saturating_add(o.forged_prepares);
+        b.forged_commit_advances =
+            b.forged_commit_advances.saturating_add(o.forged_commit_advances);
+        b.forged_expunged = b.forged_expunged.saturating_add(o.forged_expunged);
+        b.get_shares = b.get_shares.saturating_add(o.get_shares);
+        b.mutated_shares = b.mutated_shares.saturating_add(o.mutated_shares);
+        b.flooded = b.flooded.saturating_add(o.flooded);
+        self.corrupted_disks = self.corrupted_disks.saturating_add(other.corrupted_disks);
+        self.corruptions_detected =
+            self.corruptions_detected.saturating_add(other.corruptions_detected);
     }
 }
 
 impl fmt::Display for Coverage {
     /// `wipes=… aborts=… expunges=… corrupted_shares=… races_lost=…
-    /// epoch3_runs=… not_available=…`.
+    /// epoch3_runs=… not_available=…`, then the byzantine injections
+    /// `replays=… forged_prepares=… forged_commit_advances=…
+    /// forged_expunged=… get_shares=… mutated_shares=… flooded=…` and
+    /// `corrupted_disks=… corruptions_detected=…`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
@@ -63,6 +87,21 @@ impl fmt::Display for Coverage {
             self.races_lost,
             self.epoch3_runs,
             self.not_available
+        )?;
+        let b = &self.byzantine;
+        write!(
+            f,
+            " replays={} forged_prepares={} forged_commit_advances={} forged_expunged={} \
+             get_shares={} mutated_shares={} flooded={} corrupted_disks={} corruptions_detected={}",
+            b.replays,
+            b.forged_prepares,
+            b.forged_commit_advances,
+            b.forged_expunged,
+            b.get_shares,
+            b.mutated_shares,
+            b.flooded,
+            self.corrupted_disks,
+            self.corruptions_detected
         )
     }
 }
@@ -122,6 +161,10 @@ impl Tally {
         self.counts.races_lost = world.control.races_lost();
         self.counts.not_available =
             sim.checker().load_answers().get("not_available").copied().unwrap_or(0);
+        self.counts.byzantine =
+            world.rack.adversary.as_ref().map(|a| a.injected()).unwrap_or_default();
+        self.counts.corrupted_disks = world.disk_corruptions;
+        self.counts.corruptions_detected = world.corruptions_detected;
         self.counts
     }
 }

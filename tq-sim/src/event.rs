@@ -10,6 +10,7 @@ use std::io::{self, BufRead, Write};
 use serde::{Deserialize, Serialize};
 use tq_types::{BaseboardId, Epoch};
 
+use crate::adversary::Attack;
 use crate::options::SimOptions;
 
 /// One thing that happens in the simulated world.
@@ -42,6 +43,27 @@ pub enum Event {
         from: BaseboardId,
         /// Receiver.
         to: BaseboardId,
+    },
+    /// The compromised sled of a byzantine run sends `victim` what
+    /// `attack` says, built when the event is applied from what the
+    /// attacker holds and has seen, and from `pick` (so a log carries no
+    /// payload).
+    Attack {
+        /// The honest sled attacked.
+        victim: BaseboardId,
+        /// What the attacker sends.
+        attack: Attack,
+        /// Chooses among what the attacker could send.
+        pick: u64,
+    },
+    /// A crashed sled's stored state is damaged: bits flipped or the
+    /// encoding truncated, as `pick` says. When it restarts the state is
+    /// decoded again; a refused state counts as a lost disk.
+    CorruptDisk {
+        /// The sled.
+        sled: BaseboardId,
+        /// Chooses the damage.
+        pick: u64,
     },
     /// Bring a connection up; both ends resend what they still need.
     Connect {

@@ -23,6 +23,9 @@ pub enum FaultPreset {
     Swarm,
     /// Frequent faults of every kind.
     Heavy,
+    /// Light faults, one compromised member that lies (replays, forges
+    /// and floods) and corrupted disks.
+    Byzantine,
 }
 
 impl FromStr for FaultPreset {
@@ -34,9 +37,10 @@ impl FromStr for FaultPreset {
             "light" => Ok(FaultPreset::Light),
             "swarm" => Ok(FaultPreset::Swarm),
             "heavy" => Ok(FaultPreset::Heavy),
-            other => {
-                Err(format!("unknown fault preset {other:?}: use none, light, swarm or heavy"))
-            }
+            "byzantine" => Ok(FaultPreset::Byzantine),
+            other => Err(format!(
+                "unknown fault preset {other:?}: use none, light, swarm, heavy or byzantine"
+            )),
         }
     }
 }
@@ -48,6 +52,7 @@ impl fmt::Display for FaultPreset {
             FaultPreset::Light => "light",
             FaultPreset::Swarm => "swarm",
             FaultPreset::Heavy => "heavy",
+            FaultPreset::Byzantine => "byzantine",
         })
     }
 }
@@ -84,6 +89,11 @@ pub struct FaultPlan {
     /// A peer sends a garbled copy of a queued share (a faulty or
     /// malicious member).
     pub corrupt_share: u16,
+    /// The compromised member injects a replayed, forged or flooding
+    /// message (no compromised member when zero).
+    pub byzantine: u16,
+    /// Flip bits in, or truncate, a crashed sled's stored state.
+    pub disk_corruption: u16,
 }
 
 impl FaultPlan {
@@ -106,6 +116,8 @@ impl FaultPlan {
                 control_loss: 5,
                 coordinator_stays_down: 20,
                 corrupt_share: 5,
+                byzantine: 0,
+                disk_corruption: 0,
             },
             FaultPreset::Heavy => FaultPlan {
                 reorder_links: 800,
@@ -122,6 +134,14 @@ impl FaultPlan {
                 control_loss: 50,
                 coordinator_stays_down: 150,
                 corrupt_share: 50,
+                byzantine: 0,
+                disk_corruption: 0,
+            },
+            FaultPreset::Byzantine => FaultPlan {
+                crash: 8,
+                byzantine: 80,
+                disk_corruption: 30,
+                ..FaultPlan::from_preset(FaultPreset::Light, rng)
             },
             FaultPreset::Swarm => {
                 // Each fault is off with probability 1/3, otherwise drawn up
@@ -138,7 +158,7 @@ impl FaultPlan {
                         .unwrap_or(max)
                     }
                 };
-                FaultPlan {
+                let mut plan = FaultPlan {
                     reorder_links: draw(1000),
                     reorder_within_link: draw(heavy.reorder_within_link),
                     drop_message: draw(heavy.drop_message),
@@ -153,7 +173,21 @@ impl FaultPlan {
                     control_loss: draw(heavy.control_loss),
                     coordinator_stays_down: draw(heavy.coordinator_stays_down),
                     corrupt_share: draw(heavy.corrupt_share),
-                }
+                    byzantine: 0,
+                    disk_corruption: 0,
+                };
+                // Drawn after the others, so that every seed keeps the
+                // probabilities it had before these faults existed. Each is
+                // on in about one seed in eight, at a low rate.
+                let mut rare = |max: u32| -> u16 {
+                    let r = rng.next_u32();
+                    let on = r % 8 == 0;
+                    u16::try_from((r >> 3).checked_rem(max).unwrap_or(0))
+                        .map_or(0, |p| if on { p.saturating_add(1) } else { 0 })
+                };
+                plan.byzantine = rare(40);
+                plan.disk_corruption = rare(10);
+                plan
             }
         }
     }

@@ -8,6 +8,7 @@
 //! same events and the same final state digest, on any machine.
 #![forbid(unsafe_code)]
 
+pub mod adversary;
 pub mod control;
 pub mod coverage;
 pub mod demo;

@@ -28,7 +28,7 @@ struct Shape {
     /// Sleds in the rack's universe (members and spares), 3 to 32.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(3..=32))]
     nodes: u64,
-    /// Fault preset: none, light, swarm or heavy.
+    /// Fault preset: none, light, swarm, heavy or byzantine.
     #[arg(long, default_value = "swarm")]
     faults: FaultPreset,
     /// Control-plane replicas sharing the ledger.

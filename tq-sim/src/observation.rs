@@ -50,4 +50,15 @@ pub(crate) enum Observation {
         /// Whether it had raised an alarm when it answered.
         alarmed: bool,
     },
+    /// A crashed sled's damaged stored state was read back: what was
+    /// written, and what decoding the damaged bytes gave (the state, or
+    /// why it was refused).
+    DiskDecoded {
+        /// The sled.
+        who: BaseboardId,
+        /// The state written before the damage.
+        written: Arc<PersistentState>,
+        /// What the damaged bytes decoded into.
+        decoded: Result<Arc<PersistentState>, String>,
+    },
 }

@@ -16,6 +16,7 @@ use trust_quorum::harness::{self, Stepped};
 use trust_quorum::node::Reply;
 use trust_quorum::{Node, NodeCtx, PersistentState};
 
+use crate::adversary::Adversary;
 use crate::network::Network;
 use crate::observation::Observation;
 use crate::options::PlantedBug;
@@ -68,6 +69,8 @@ pub(crate) struct Rack {
     planted_bug: Option<PlantedBug>,
     /// What happened since the run loop last took the observations.
     observations: Vec<Observation>,
+    /// The compromised sled of a byzantine run.
+    pub(crate) adversary: Option<Adversary>,
 }
 
 impl Rack {
@@ -94,7 +97,19 @@ impl Rack {
                 },
             );
         }
-        Rack { sleds, net: Network::default(), seed, planted_bug, observations: Vec::new() }
+        Rack {
+            sleds,
+            net: Network::default(),
+            seed,
+            planted_bug,
+            observations: Vec::new(),
+            adversary: None,
+        }
+    }
+
+    /// Records what the world did to a sled outside any step.
+    pub(crate) fn observe(&mut self, observation: Observation) {
+        self.observations.push(observation);
     }
 
     /// What happened since the last call, in order.
@@ -167,6 +182,9 @@ impl Rack {
                 self.observations.push(Observation::Sent { envelope: e.clone(), sender_disk });
             }
             let Envelope { to, from, msg } = e;
+            if let Some(adv) = self.adversary.as_mut().filter(|a| *a.id() == from) {
+                adv.saw(&msg);
+            }
             self.net.send(&from, &to, msg);
         }
         Some(value)
@@ -249,6 +267,9 @@ impl Rack {
     pub(crate) fn deliver(&mut self, from: &BaseboardId, to: &BaseboardId, index: usize) {
         let link = (from.clone(), to.clone());
         if let Some(msg) = self.net.take(&link, index) {
+            if let Some(adv) = self.adversary.as_mut().filter(|a| a.id() == to) {
+                adv.saw(&msg);
+            }
             let sender = from.clone();
             self.call(to, |n, ctx| n.handle(ctx, sender, msg));
         }

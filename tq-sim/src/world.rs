@@ -13,6 +13,7 @@ use rand_core::{Rng, SeedableRng};
 use tq_types::membership::MemberState;
 use tq_types::{BaseboardId, Epoch, PeerMsgKind, RackId};
 
+use crate::adversary::{self, Adversary};
 use crate::control::{self, ControlSide, Surroundings};
 use crate::event::Event;
 use crate::faults::{FaultPlan, chance};
@@ -22,6 +23,7 @@ use crate::policy::SimPolicy;
 use crate::rack::{Rack, Sled};
 use crate::random::{below, pick, subseed};
 
+mod disk;
 pub(crate) mod lost;
 pub(crate) mod retention;
 pub(crate) mod truth;
@@ -48,6 +50,11 @@ pub struct World {
     /// Draws the next event (separate from the world's own randomness, so a
     /// replayed log reproduces the world without re-drawing events).
     chooser: ChaCha20Rng,
+    /// Stored states damaged by the disk-corruption fault.
+    pub(crate) disk_corruptions: u64,
+    /// Damaged states whose decoding was refused (and the sled treated as
+    /// having lost its disk).
+    pub(crate) corruptions_detected: u64,
     /// Whether faults are injected (false during the liveness phase).
     pub(crate) faults_on: bool,
     /// What really happened (commits, generated secrets, what wiped disks
@@ -73,9 +80,16 @@ impl World {
         let plan = FaultPlan::from_preset(options.faults, &mut plan_rng);
         let rack_id = RackId(uuid::Uuid::from_u64_pair(subseed(seed, "rack", 0), 0x7151));
         let nodes = options.nodes.max(3);
-        let rack = Rack::new(seed, (0..nodes).map(sled_id), options.planted_bug);
+        let mut rack = Rack::new(seed, (0..nodes).map(sled_id), options.planted_bug);
         let initial: Vec<BaseboardId> =
             (0..(nodes / 2).saturating_add(1).max(3).min(nodes)).map(sled_id).collect();
+        if plan.byzantine > 0 {
+            // One member of the first configuration is compromised.
+            let n = u64::try_from(initial.len()).unwrap_or(1);
+            let i = subseed(seed, "adversary", 0).checked_rem(n).unwrap_or(0);
+            let id = initial.get(usize::try_from(i).unwrap_or(0)).cloned();
+            rack.adversary = id.map(Adversary::new);
+        }
         let universe: Vec<BaseboardId> = rack.sleds.keys().cloned().collect();
         let policy = options.policy_in_force();
         let control = ControlSide::new(
@@ -100,6 +114,8 @@ impl World {
             lost_after_commit: BTreeMap::new(),
             faults_on: true,
             truth: GroundTruth::default(),
+            disk_corruptions: 0,
+            corruptions_detected: 0,
         };
         world.rack.connect_all();
         world
@@ -119,6 +135,11 @@ impl World {
     /// The fault plan in force.
     pub fn plan(&self) -> &FaultPlan {
         &self.plan
+    }
+
+    /// The compromised sled of a byzantine run, if any.
+    pub fn compromised(&self) -> Option<&BaseboardId> {
+        self.rack.adversary.as_ref().map(Adversary::id)
     }
 
     /// The simulated time in milliseconds.
@@ -148,6 +169,8 @@ impl World {
         match event {
             Event::Deliver { from, to, index } => self.rack.deliver(from, to, *index),
             Event::CorruptShare { from, to } => self.rack.corrupt_share(from, to),
+            Event::Attack { victim, attack, pick } => self.rack.attack(victim, *attack, *pick),
+            Event::CorruptDisk { sled, pick } => self.corrupt_disk(sled, *pick),
             Event::DropMessage { from, to, index } => {
                 // Links are reliable streams: a lost message means the
                 // connection broke, and retransmission happens on reconnect.
@@ -216,7 +239,7 @@ impl World {
 
     /// Wipes a crashed sled's disk, noting whether it had committed (or
     /// acknowledged) the latest configuration.
-    fn wipe_disk(&mut self, sled: &BaseboardId) {
+    pub(crate) fn wipe_disk(&mut self, sled: &BaseboardId) {
         if self.rack.sleds.get(sled).is_some_and(|s| !s.is_up()) {
             if let Some(v) = self.control.latest_view() {
                 // Its commit may be recorded already, or its
@@ -258,6 +281,10 @@ impl World {
             if !up && chance(rng, plan.disk_loss) && wipeable {
                 return Event::WipeDisk { sled: s };
             }
+            let honest = self.rack.adversary.as_ref().is_none_or(|a| *a.id() != s);
+            if !up && chance(rng, plan.disk_corruption) && wipeable && honest {
+                return Event::CorruptDisk { sled: s, pick: rng.next_u64() };
+            }
         }
         let rng = &mut self.chooser;
         if let (Some(a), Some(b)) = (pick(rng, &sleds), pick(rng, &sleds)) {
@@ -280,6 +307,12 @@ impl World {
                 return Event::CorruptShare { from, to };
             }
         }
+        if chance(rng, plan.byzantine) {
+            if let Some(e) = adversary::choose(&self.rack, &self.control, rng) {
+                return e;
+            }
+        }
+        let rng = &mut self.chooser;
         if let Some((from, to)) = self.rack.net.blocked().next().cloned() {
             if chance(rng, plan.heal) {
                 return Event::Heal { from, to };

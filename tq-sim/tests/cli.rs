@@ -59,6 +59,66 @@ fn explore_sums_seeds() {
 }
 
 #[test]
+fn explore_byzantine_prints_the_coverage_line_with_injections() {
+    let (code, stdout, stderr) = tq_sim(&[
+        "explore",
+        "--seeds",
+        "0..2",
+        "--steps",
+        "300",
+        "--faults",
+        "byzantine",
+        "--jobs",
+        "2",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let coverage = stdout.lines().find(|l| l.starts_with("coverage: ")).unwrap();
+    let keys: Vec<&str> =
+        coverage.split(' ').skip(1).map(|f| f.split('=').next().unwrap()).collect();
+    assert_eq!(
+        keys,
+        [
+            "wipes",
+            "aborts",
+            "expunges",
+            "corrupted_shares",
+            "races_lost",
+            "epoch3_runs",
+            "not_available",
+            "replays",
+            "forged_prepares",
+            "forged_commit_advances",
+            "forged_expunged",
+            "get_shares",
+            "mutated_shares",
+            "flooded",
+            "corrupted_disks",
+            "corruptions_detected",
+            "exemptions",
+            "max_exemptions",
+        ]
+    );
+    assert!(stdout.contains("summary: seeds=2 "), "{stdout}");
+}
+
+#[test]
+fn a_byzantine_log_replays() {
+    let dir = std::env::temp_dir().join(format!("tq-sim-cli-byz-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = dir.join("byz.jsonl");
+    let log = log.to_str().unwrap();
+    let args = ["run", "--seed", "2", "--steps", "600", "--faults", "byzantine", "--log", log];
+    let (code, _, stderr) = tq_sim(&args);
+    assert_eq!(code, 0, "{stderr}");
+    let text = std::fs::read_to_string(log).unwrap();
+    assert!(text.contains(r#""event":"attack""#), "no attack logged");
+    let (code, stdout, _) = tq_sim(&["replay", log]);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("every digest matches"), "{stdout}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn bad_usage_exits_2() {
     for args in [
         &["run"][..],

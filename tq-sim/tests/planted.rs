@@ -14,8 +14,8 @@
 use tq_sim::PlantedBug;
 use tq_sim::{FaultPreset, RunOutcome, SimOptions, run};
 
-fn options(seed: u64, bug: Option<PlantedBug>) -> SimOptions {
-    SimOptions { planted_bug: bug, faults: FaultPreset::Swarm, ..SimOptions::new(seed) }
+fn options(seed: u64, bug: Option<PlantedBug>, faults: FaultPreset) -> SimOptions {
+    SimOptions { planted_bug: bug, faults, ..SimOptions::new(seed) }
 }
 
 /// What a run was caught by: the invariant's name, or `liveness:` and the
@@ -28,14 +28,21 @@ fn caught_by(outcome: &RunOutcome) -> Option<String> {
     }
 }
 
-/// The first seed below 200 whose run with `bug` fails, and what caught it;
-/// the same seed must pass without the bug.
+/// The first seed below 200 whose swarm run with `bug` fails, and what
+/// caught it; the same seed must pass without the bug.
 fn first_catch(bug: PlantedBug) -> (u64, String) {
+    first_catch_under(bug, FaultPreset::Swarm)
+}
+
+/// [`first_catch`] under the fault preset `faults`.
+fn first_catch_under(bug: PlantedBug, faults: FaultPreset) -> (u64, String) {
     let (seed, what) = (0..200)
-        .find_map(|seed| caught_by(&run(&options(seed, Some(bug)), false)).map(|w| (seed, w)))
+        .find_map(|seed| {
+            caught_by(&run(&options(seed, Some(bug), faults), false)).map(|w| (seed, w))
+        })
         .unwrap_or_else(|| panic!("{bug:?} never caught in seeds 0..200"));
     println!("{bug:?} caught at seed {seed} by {what}");
-    let clean = run(&options(seed, None), false);
+    let clean = run(&options(seed, None, faults), false);
     assert!(
         clean.ok(),
         "seed {seed} fails without {bug:?}: {:?} {:?}",
@@ -77,4 +84,29 @@ fn never_telling_removed_sleds_is_caught_by_liveness() {
     // never learns it was expunged.
     let (seed, what) = first_catch(PlantedBug::NeverTellExpunged);
     assert_eq!(what, "liveness:removed_not_expunged", "seed {seed}");
+}
+
+#[test]
+fn skipping_the_prepare_signature_is_caught_by_signed_configs_only() {
+    // Only a lying peer reveals it: the compromised member's Prepare names
+    // itself coordinator of an epoch the control plane never asked for, and
+    // a victim stores it.
+    let (seed, what) = first_catch_under(PlantedBug::SkipPrepareSignature, FaultPreset::Byzantine);
+    assert_eq!(what, "signed_configs_only", "seed {seed}");
+}
+
+#[test]
+fn accepting_any_expunged_notice_is_caught_by_expunged_only_if_removed() {
+    // The compromised member's expunged notice for a configuration that
+    // lists the victim, or one it invented, marks an honest member expunged.
+    let (seed, what) = first_catch_under(PlantedBug::AcceptAnyExpunged, FaultPreset::Byzantine);
+    assert_eq!(what, "expunged_only_if_removed", "seed {seed}");
+}
+
+#[test]
+fn giving_shares_to_non_members_is_caught_by_share_only_to_members() {
+    // Honest sleds only ask for shares of epochs they are members of: the
+    // compromised member asks for an epoch it was left out of.
+    let (seed, what) = first_catch_under(PlantedBug::ShareToNonMember, FaultPreset::Byzantine);
+    assert_eq!(what, "share_only_to_members", "seed {seed}");
 }

@@ -34,6 +34,15 @@ macro_rules! planted_bug {
             /// Members never tell a removed node that asks them for a share
             /// that it was expunged.
             NeverTellExpunged,
+            /// Nodes store a prepared configuration without checking the
+            /// authority's signature on its embedded request.
+            SkipPrepareSignature,
+            /// Nodes apply an expunged notice without checking its
+            /// certificate, whether it leaves them out, or its age.
+            AcceptAnyExpunged,
+            /// Nodes hand their share of an epoch to a peer that is not a
+            /// member of it.
+            ShareToNonMember,
         }
     };
 }

@@ -138,3 +138,31 @@ fn only_a_later_configuration_listing_the_sled_readmits_it() {
     assert_eq!(out, Err(PrepareAndCommitError::NotAMember(Epoch(5))));
     assert_eq!(c.state(&id(5)).expunged().cloned(), expunged);
 }
+
+/// Simulator seed 347 (byzantine): sled 5, wiped and being added back by
+/// epoch 4 (prepared, not yet committed), is sent a genuine but old commit
+/// advance of epoch 2 (a replay by a compromised peer). It once started
+/// computing its share of 2, which the members, having committed 3, never
+/// give. Since a sled keeps only its newest epochs (docs/protocol.md
+/// section 2.4), epoch 2, older than its configuration 4 and not what 4
+/// builds on, is not taken at all: nothing changes and nothing starts.
+#[test]
+fn a_replayed_old_commit_advance_does_not_move_a_re_added_sled() {
+    let mut c = removed_and_wiped();
+    c.restart(&id(5));
+    c.reconfigure(&id(0), 4, Some(3), &ids(0..6));
+    c.deliver_all();
+    assert_eq!(c.acks(&id(0), 4), ids(0..6));
+    let kind = PeerMsgKind::CommitAdvance(committed_config(c.config(2)));
+    let disk = c.state(&id(5)).clone();
+    c.call(&id(5), |n, ctx| n.handle(ctx, id(0), PeerMsg { rack_id: rack(), kind }));
+    let computing = |c: &Cluster| c.node(&id(5)).status(c.ctx(&id(5))).computing_share;
+    assert_eq!(computing(&c), None, "a superseded epoch starts no computation");
+    assert_eq!(*c.state(&id(5)), disk);
+    c.deliver_all();
+    assert_eq!(c.state(&id(5)).expunged(), None, "still a member of 4");
+    assert!(c.alarms().is_empty(), "{:?}", c.alarms());
+    // Epoch 4 then commits on it as on everyone.
+    c.commit(&id(0), 4);
+    assert_eq!(c.state(&id(5)).latest_committed_epoch(), Some(Epoch(4)));
+}

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use tq_types::{BaseboardId, CommitStatus, CoordinatorStatus, Epoch, ReconfigurationError};
 use trust_quorum::control::{ControlAction, MemberCommitError};
 
+use crate::control::decisions::Decisions;
 use crate::control::store::{Answer, Replicas};
 use crate::faults::chance;
 use crate::rack::Rack;
@@ -90,6 +91,8 @@ pub struct InFlightReply {
 pub(crate) struct Channel {
     requests: Vec<InFlightRequest>,
     replies: Vec<InFlightReply>,
+    /// Every signed decision that was ever sent.
+    decisions: Decisions,
 }
 
 impl Channel {
@@ -114,7 +117,15 @@ impl Channel {
         replica: usize,
         actions: impl IntoIterator<Item = ControlAction>,
     ) {
-        self.requests.extend(actions.into_iter().map(|action| InFlightRequest { replica, action }));
+        for action in actions {
+            self.decisions.record(&action);
+            self.requests.push(InFlightRequest { replica, action });
+        }
+    }
+
+    /// Every signed decision sent so far.
+    pub(crate) fn decisions(&self) -> &Decisions {
+        &self.decisions
     }
 
     /// Takes the `index`-th request out of the channel.

@@ -5,11 +5,13 @@
 //! events happens next (`schedule`).
 
 mod channel;
+mod decisions;
 mod schedule;
 mod side;
 mod store;
 
 pub use self::channel::{InFlightReply, InFlightRequest, ReplyKind};
+pub(crate) use self::decisions::Decisions;
 pub(crate) use self::schedule::{
     fault_event, operator_event, progress_event, retry_event, wipe_is_survivable,
 };

@@ -100,6 +100,11 @@ impl ControlSide {
         self.channel.replies().len()
     }
 
+    /// Every signed decision the control plane sent to sleds.
+    pub(crate) fn decisions(&self) -> &crate::control::Decisions {
+        self.channel.decisions()
+    }
+
     /// Sleds of the rack universe.
     pub(crate) fn universe(&self) -> &[BaseboardId] {
         &self.universe

@@ -140,6 +140,27 @@ impl Checker {
         }
     }
 
+    /// A damaged stored state read back is either refused or exactly what
+    /// was written: never another state, whose shares, configurations or
+    /// commits would be silently wrong.
+    pub(super) fn corruption_detected(
+        &mut self,
+        who: &BaseboardId,
+        written: &PersistentState,
+        decoded: Result<&PersistentState, &String>,
+    ) {
+        if let Ok(read) = decoded {
+            if read != written {
+                let share_changed = read.share_epochs().any(|e| read.share(e) != written.share(e));
+                let what = if share_changed { "with another share" } else { "into another state" };
+                self.violation(
+                    Rule::CorruptionDetected,
+                    format!("{who}'s damaged disk decoded {what} than it wrote, unnoticed"),
+                );
+            }
+        }
+    }
+
     /// Every epoch has one configuration everywhere (7.2, 7.3).
     pub(super) fn global_uniqueness(&mut self, seen: &str, config: &Configuration) {
         match self.configs.get(&config.epoch) {

@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -18,6 +19,8 @@ use trust_quorum::{PersistentState, RackSecret};
 use super::Checker;
 use super::rules::{INVARIANTS, Rule};
 use super::support::{edit, fx, idle_status, load, names, persist, send};
+use crate::control::Decisions;
+use crate::observation::Observation;
 use crate::world::{GroundTruth, sled_id};
 
 /// One invariant's crafted inputs.
@@ -63,6 +66,35 @@ fn split_truth(last: Option<Vec<u8>>) -> GroundTruth {
         truth.handed_out(&config, m, s);
     }
     truth
+}
+
+/// The fixture's decisions, plus a committed epoch 3 that removed sled 0.
+fn removed_at_3() -> Decisions {
+    let mut d = fx().decisions.clone();
+    let mut signed = fx().config(2).reconfigure.as_ref().clone();
+    signed.msg.epoch = Epoch(3);
+    signed.msg.members.remove(&sled_id(0));
+    d.insert_request(signed);
+    let mut cert = *fx().disk(0).certificate(Epoch(2)).unwrap();
+    cert.epoch = Epoch(3);
+    d.insert_certificate(cert);
+    d
+}
+
+/// Sled 0 newly marked expunged at `epoch`, judged against `d`.
+fn expunged_at(c: &mut Checker, epoch: u64, d: &Decisions) {
+    let ex = ExpungedMetadata { epoch: Epoch(epoch), from: sled_id(1) };
+    let disk = edit(fx().disk(0), |p| p.expunged = Some(ex));
+    c.on_signed_persist(&sled_id(0), None, &disk, d);
+}
+
+/// Sled 0's damaged disk read back as `decoded`.
+fn read_back(c: &mut Checker, decoded: Result<PersistentState, String>) {
+    c.observe(Observation::DiskDecoded {
+        who: sled_id(0),
+        written: Arc::new(fx().disk(0).clone()),
+        decoded: decoded.map(Arc::new),
+    });
 }
 
 fn coordinating(acked: &[usize]) -> CoordinatorStatus {
@@ -279,6 +311,32 @@ const CASES: &[Case] = &[
             persist(c, 0, &blank(), new);
         },
         benign: |c| persist(c, 0, &blank(), fx().disk(0).clone()),
+    },
+    Case {
+        rule: Rule::SignedConfigsOnly,
+        broken: |c| {
+            // The request embedded in epoch 2 signed by someone else.
+            let forged = edit(fx().disk(0), |d| {
+                d.configs.get_mut(&Epoch(2)).unwrap().reconfigure.signature.0[0] ^= 1;
+            });
+            c.on_signed_persist(&sled_id(0), None, &forged, &fx().decisions);
+        },
+        benign: |c| c.on_signed_persist(&sled_id(0), None, fx().disk(0), &fx().decisions),
+    },
+    Case {
+        rule: Rule::ExpungedOnlyIfRemoved,
+        broken: |c| expunged_at(c, 2, &removed_at_3()),
+        benign: |c| expunged_at(c, 3, &removed_at_3()),
+    },
+    Case {
+        rule: Rule::CorruptionDetected,
+        broken: |c| {
+            let other_share = edit(fx().disk(0), |d| {
+                d.shares.insert(Epoch(2), fx().share(1, 2));
+            });
+            read_back(c, Ok(other_share));
+        },
+        benign: |c| read_back(c, Err("checksum mismatch".to_owned())),
     },
 ];
 

@@ -17,8 +17,10 @@
 //! | `whole.rs` | the whole world after every event |
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
-use tq_types::{BaseboardId, Configuration, Epoch};
+use tq_types::{BaseboardId, Configuration, Epoch, ExpungedMetadata};
+use trust_quorum::PersistentState;
 
 use crate::ledger_rules::{LedgerRules, Seen, WorldExcuses};
 use crate::observation::Observation;
@@ -30,6 +32,7 @@ mod durable;
 mod loads;
 mod rules;
 mod sends;
+mod signed;
 mod whole;
 
 use rules::{INVARIANTS, Rule};
@@ -56,6 +59,12 @@ pub struct Checker {
     split_checked: BTreeMap<Epoch, usize>,
     /// The ledger rules' own state.
     ledger: LedgerRules,
+    /// The compromised sled of a byzantine run: it is exempt from the node
+    /// rules (it still counts as a member for the protocol and the ledger).
+    compromised: Option<BaseboardId>,
+    /// Durable writes (sled, its expunged marker before, what it wrote)
+    /// still to be judged against the control plane's decisions.
+    pending_signed: Vec<(BaseboardId, Option<ExpungedMetadata>, Arc<PersistentState>)>,
 }
 
 impl Checker {
@@ -93,8 +102,12 @@ impl Checker {
     /// Feeds what the world reported during an event, in order, then runs
     /// the whole-world checks over the world as the event left it.
     pub(crate) fn after_event(&mut self, observed: Vec<Observation>, world: &World) {
+        self.compromised = world.compromised().cloned();
         for o in observed {
             self.observe(o);
+        }
+        for (who, old, new) in std::mem::take(&mut self.pending_signed) {
+            self.on_signed_persist(&who, old.as_ref(), &new, world.control.decisions());
         }
         self.judge_loads(world);
         self.check_all(world);
@@ -103,14 +116,29 @@ impl Checker {
     /// Checks one transition the world reported. A secret load is judged
     /// against the world's ground truth at the next [`after_event`]
     /// (Self::after_event).
+    /// What the compromised sled does is not judged.
     pub(crate) fn observe(&mut self, observation: Observation) {
         match observation {
-            Observation::Persisted { who, old, new } => self.on_persist(&who, &old, &new),
+            Observation::Persisted { who, .. } if self.is_compromised(&who) => {}
+            Observation::Persisted { who, old, new } => {
+                self.on_persist(&who, &old, &new);
+                self.pending_signed.push((who, old.expunged().cloned(), new));
+            }
+            Observation::Sent { envelope, .. } if self.is_compromised(&envelope.from) => {}
             Observation::Sent { envelope, sender_disk } => self.on_send(&envelope, &sender_disk),
             // What the disk held is in the world's ground truth.
             Observation::Wiped { .. } => {}
+            Observation::DiskDecoded { who, written, decoded } => {
+                self.corruption_detected(&who, &written, decoded.as_deref());
+            }
+            Observation::SecretLoaded { who, .. } if self.is_compromised(&who) => {}
             load @ Observation::SecretLoaded { .. } => self.pending_loads.push(load),
         }
+    }
+
+    /// Whether `who` is the compromised sled of a byzantine run.
+    pub(crate) fn is_compromised(&self, who: &BaseboardId) -> bool {
+        self.compromised.as_ref() == Some(who)
     }
 
     /// Judges the loads reported so far against the world's ground truth

@@ -70,4 +70,13 @@ rules! {
     /// A durable state keeps nothing superseded, so it holds at most three
     /// epochs whatever the rack's history.
     StateBound => "state_bound",
+    /// An honest sled stores only configurations built from a request the
+    /// control plane signed, and commits only what it certified.
+    SignedConfigsOnly => "signed_configs_only",
+    /// An honest sled becomes expunged only by a committed configuration
+    /// that removed it.
+    ExpungedOnlyIfRemoved => "expunged_only_if_removed",
+    /// A damaged stored state is refused when read back, never decoded into
+    /// a state other than the one written.
+    CorruptionDetected => "corruption_detected",
 }

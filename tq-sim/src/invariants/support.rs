@@ -15,6 +15,7 @@ use trust_quorum::{PersistentState, RackSecret, crypto};
 
 use super::Checker;
 use super::loads::Answer;
+use crate::control::Decisions;
 use crate::event::Event;
 use crate::faults::FaultPreset;
 use crate::observation::Observation;
@@ -35,6 +36,8 @@ pub(super) struct Fixture {
     /// Each epoch's secret, rebuilt with the product's crypto from K
     /// members' durable shares.
     pub(super) secrets: BTreeMap<Epoch, RackSecret>,
+    /// What the control plane signed and certified.
+    pub(super) decisions: Decisions,
 }
 
 /// The shared fixture, built once.
@@ -72,7 +75,13 @@ fn build() -> Fixture {
             config.members.keys().take(k).map(|m| at[m].share(e).unwrap().clone()).collect();
         secrets.insert(e, crypto::combine(&shares).unwrap());
     }
-    Fixture { disks, epoch1_disks, truth: world.truth().clone(), secrets }
+    Fixture {
+        disks,
+        epoch1_disks,
+        truth: world.truth().clone(),
+        secrets,
+        decisions: world.control.decisions().clone(),
+    }
 }
 
 impl Fixture {

@@ -16,6 +16,9 @@ impl Checker {
         let sleds = &world.rack.sleds;
         let lost = world.truth().lost();
         for (id, s) in sleds {
+            if self.is_compromised(id) {
+                continue;
+            }
             if let Some((node, ctx)) = s.embedded.live() {
                 let status = node.status(ctx);
                 self.no_alarms(id, &status);

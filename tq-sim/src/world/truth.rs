@@ -81,7 +81,7 @@ impl GroundTruth {
                     }
                 }
                 Observation::Wiped { who, lost } => self.lost.record(who, lost),
-                Observation::SecretLoaded { .. } => {}
+                Observation::SecretLoaded { .. } | Observation::DiskDecoded { .. } => {}
             }
         }
     }

@@ -83,6 +83,14 @@ impl Sled {
         }
     }
 
+    /// Replaces the durable state, as when a damaged disk was read back
+    /// into another state. Only while the sled is down.
+    pub fn replace_disk(&mut self, disk: PersistentState) {
+        if self.live.is_none() {
+            self.disk = disk;
+        }
+    }
+
     /// Whether the node runs.
     pub fn is_up(&self) -> bool {
         self.live.is_some()

@@ -99,8 +99,10 @@ impl Node {
             return;
         }
         if let Err(why) = verify_config(ctx.authority(), &config) {
-            tracing::warn!(node = %me, %from, %epoch, %why, "unauthorized prepare ignored");
-            return;
+            if !ctx.has_bug(PlantedBug::SkipPrepareSignature) {
+                tracing::warn!(node = %me, %from, %epoch, %why, "unauthorized prepare ignored");
+                return;
+            }
         }
         let stale = state.latest_committed_epoch().is_some_and(|l| l > epoch);
         let planted_stale_ack = stale && ctx.has_bug(PlantedBug::AckStalePrepare);
@@ -160,7 +162,9 @@ impl Node {
             ctx.send(from, rack_id, kind);
             return;
         }
-        if state.config(epoch).is_some_and(|c| !c.is_member(&from)) {
+        if state.config(epoch).is_some_and(|c| !c.is_member(&from))
+            && !ctx.has_bug(PlantedBug::ShareToNonMember)
+        {
             // Only a committed configuration that leaves the asker out,
             // with its certificate, may tell it it was removed.
             match state.latest_committed().filter(|c| !c.config.is_member(&from)) {
@@ -229,11 +233,18 @@ impl Node {
         rack_id: RackId,
         committed: CommittedConfig,
     ) {
+        let epoch = committed.config.epoch;
+        if ctx.has_bug(PlantedBug::AcceptAnyExpunged) {
+            let meta = ExpungedMetadata { epoch, from };
+            ctx.update_persistent(|p| (p.set_expunged(meta), ()));
+            self.activity = Activity::Idle;
+            self.secret_loader.clear();
+            return;
+        }
         let Some(committed) = checked_committed(ctx, &from, rack_id, committed, "expunged notice")
         else {
             return;
         };
-        let epoch = committed.config.epoch;
         if committed.config.is_member(ctx.id()) {
             tracing::warn!(%from, %epoch, "expunged notice for a configuration that lists us ignored");
             return;
@@ -243,6 +254,14 @@ impl Node {
             return;
         };
         if epoch < latest {
+            // Older than a configuration that lists this node, so it stays
+            // a member; but a share of an epoch below a committed one that
+            // left it out is moot, and members that moved on never hand it
+            // out: stop computing it rather than wait forever.
+            if self.activity.computing_share().is_some_and(|k| k < epoch) {
+                tracing::info!(%from, %epoch, "share computation made moot by a later commit");
+                self.activity = Activity::Idle;
+            }
             tracing::debug!(%from, %epoch, %latest, "stale expunged notice ignored");
             return;
         }
