@@ -17,10 +17,10 @@
 //! re-admitted at 16) came from a soak run of seed 15941; its log no longer
 //! shows it and no new run was found, so it is kept on real nodes only,
 //! by `trust-quorum/tests/node_readmission.rs`. So is seed 347's (byzantine:
-a replayed, genuine but old commit advance started a share computation that
-could never finish): since sleds keep only their newest epochs
-(docs/protocol.md section 2.4) the replay is not taken at all, and the
-control-plane changes above took the run away.
+//! a replayed, genuine but old commit advance started a share computation
+//! that could never finish): since sleds keep only their newest epochs
+//! (docs/protocol.md section 2.4) the replay is not taken at all, and the
+//! control-plane changes above took the run away.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, missing_docs)]
 #![allow(clippy::print_stdout, clippy::panic)]
 
