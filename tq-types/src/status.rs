@@ -4,6 +4,7 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
+use crate::authority::CommitCertificate;
 use crate::config::Configuration;
 use crate::ids::{BaseboardId, Epoch, RackId};
 
@@ -30,13 +31,18 @@ pub struct CoordinatorStatus {
     pub acked_prepares: BTreeSet<BaseboardId>,
 }
 
-/// Where and from whom a node learned it was removed from the rack.
+/// Where and from whom a node learned it was removed from the rack, with
+/// the authority's proof.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub struct ExpungedMetadata {
     /// The epoch at which the node was found removed.
     pub epoch: Epoch,
     /// The peer that said so.
     pub from: BaseboardId,
+    /// The authority's certificate that the configuration of `epoch`, which
+    /// leaves the node out, is committed: a stored marker checks itself
+    /// against it when read back.
+    pub certificate: CommitCertificate,
 }
 
 /// A state that should be impossible, recorded by a node for operators. The

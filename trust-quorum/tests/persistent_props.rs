@@ -122,7 +122,11 @@ fn valid_parts(seed: u64, epochs: usize) -> (BaseboardId, PersistentStateParts) 
     parts.certificates.retain(|e, _| keep(e));
     if epochs > 0 && below(&mut rng, 4) == 0 {
         let from = id(1 + below(&mut rng, 15));
-        parts.expunged = Some(ExpungedMetadata { epoch: Epoch(epoch + below(&mut rng, 3)), from });
+        let at = Epoch(epoch + below(&mut rng, 3));
+        // The certificate of the (unstored) configuration that removed it.
+        let newest = parts.configs.values().next_back().unwrap().clone();
+        let certificate = authority.certify(&Configuration { epoch: at, ..newest }).unwrap();
+        parts.expunged = Some(ExpungedMetadata { epoch: at, from, certificate });
     }
     (me, parts)
 }

@@ -205,10 +205,30 @@ fn each_rule_has_its_typed_error() {
         }),
         Invalid::CommitWithoutConfig { epoch: e(9) }
     );
-    let ex = ExpungedMetadata { epoch: e(3), from: id(1) };
+    let certificate = base.certificates[&e(3)];
+    let ex = ExpungedMetadata { epoch: e(3), from: id(1), certificate };
     assert_eq!(
         edit(&|p| p.expunged = Some(ex.clone())),
         Invalid::ExpungedBeforeLatestConfig { epoch: e(3), latest: e(4) }
+    );
+    // A marker at 5 carries the certificate of the configuration of 5 that
+    // removed the node; another epoch's, or another key's, is refused.
+    let removing5 = Configuration { epoch: e(5), ..base.configs[&e(4)].clone() };
+    let at5 = |certificate| ExpungedMetadata { epoch: e(5), from: id(1), certificate };
+    let mut valid = base.clone();
+    valid.expunged = Some(at5(support::authority().certify(&removing5).unwrap()));
+    assert!(PersistentState::try_from(valid).is_ok());
+    assert_eq!(
+        edit(&|p| p.expunged = Some(at5(certificate))),
+        Invalid::Unauthorized {
+            epoch: e(5),
+            error: AuthorityError::CertificateMismatch(SignedField::Epoch)
+        }
+    );
+    let by_rogue = rogue_authority().certify(&removing5).unwrap();
+    assert_eq!(
+        edit(&|p| p.expunged = Some(at5(by_rogue))),
+        Invalid::Unauthorized { epoch: e(5), error: AuthorityError::BadSignature }
     );
     assert_eq!(
         refused(PersistentStateParts { expunged: Some(ex.clone()), ..empty_parts() }),

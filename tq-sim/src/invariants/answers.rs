@@ -38,7 +38,9 @@ fn accepted_in(
 }
 
 fn expunged_at(disk: &PersistentState, epoch: u64) -> PersistentState {
-    edit(disk, |d| d.expunged = Some(ExpungedMetadata { epoch: Epoch(epoch), from: sled_id(0) }))
+    let certificate = *fx().disk(0).certificate(Epoch(2)).unwrap();
+    let ex = ExpungedMetadata { epoch: Epoch(epoch), from: sled_id(0), certificate };
+    edit(disk, |d| d.expunged = Some(ex))
 }
 
 #[test]

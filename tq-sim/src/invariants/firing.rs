@@ -83,7 +83,8 @@ fn removed_at_3() -> Decisions {
 
 /// Sled 0 newly marked expunged at `epoch`, judged against `d`.
 fn expunged_at(c: &mut Checker, epoch: u64, d: &Decisions) {
-    let ex = ExpungedMetadata { epoch: Epoch(epoch), from: sled_id(1) };
+    let certificate = *fx().disk(0).certificate(Epoch(2)).unwrap();
+    let ex = ExpungedMetadata { epoch: Epoch(epoch), from: sled_id(1), certificate };
     let disk = edit(fx().disk(0), |p| p.expunged = Some(ex));
     c.on_signed_persist(&sled_id(0), None, &disk, d);
 }
@@ -172,7 +173,8 @@ const CASES: &[Case] = &[
     Case {
         rule: Rule::ExpungedSilence,
         broken: |c| {
-            let ex = ExpungedMetadata { epoch: Epoch(2), from: sled_id(1) };
+            let certificate = *fx().disk(0).certificate(Epoch(2)).unwrap();
+            let ex = ExpungedMetadata { epoch: Epoch(2), from: sled_id(1), certificate };
             send(
                 c,
                 0,

@@ -235,7 +235,7 @@ impl Node {
     ) {
         let epoch = committed.config.epoch;
         if ctx.has_bug(PlantedBug::AcceptAnyExpunged) {
-            let meta = ExpungedMetadata { epoch, from };
+            let meta = ExpungedMetadata { epoch, from, certificate: committed.certificate };
             ctx.update_persistent(|p| (p.set_expunged(meta), ()));
             self.activity = Activity::Idle;
             self.secret_loader.clear();
@@ -271,7 +271,7 @@ impl Node {
             return;
         }
         tracing::warn!(node = %ctx.id(), %from, %epoch, "expunged");
-        let meta = ExpungedMetadata { epoch, from };
+        let meta = ExpungedMetadata { epoch, from, certificate: committed.certificate };
         ctx.update_persistent(|p| (p.set_expunged(meta), ()));
         self.activity = Activity::Idle;
         self.secret_loader.clear();

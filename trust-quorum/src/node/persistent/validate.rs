@@ -10,14 +10,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use tq_types::{
-    AuthorityKey, BaseboardId, CommitCertificate, Configuration, Epoch, ExpungedMetadata, RackId,
-    Share,
+    AuthorityError, AuthorityKey, BaseboardId, CommitCertificate, Configuration, Epoch,
+    ExpungedMetadata, RackId, Share, SignedField,
 };
 
 use super::error::InvalidPersistentState as Invalid;
 use super::limits::{MAX_COMMITS, MAX_CONFIGS, MAX_ID_FIELD_LEN, MAX_SEALED_DATA_LEN, MAX_SHARES};
 use super::retention::Retention;
-use crate::crypto::authority::{verify_certificate, verify_config};
+use crate::crypto::authority::{verify_certificate, verify_certificate_signature, verify_config};
 use crate::crypto::{self, SHARE_LEN};
 use crate::node::validate::{check_config, id_field_len};
 
@@ -61,7 +61,7 @@ pub(super) fn check(f: &Fields<'_>) -> Result<(), Invalid> {
         }
     }
     if let Some(ex) = f.expunged {
-        check_expunged(f.configs, ex)?;
+        check_expunged(f.authority, f.configs, ex)?;
     }
     check_retention(f)
 }
@@ -175,18 +175,28 @@ fn check_share(
 
 /// The marker needs a stored configuration and is at or above every stored
 /// epoch: a node takes an expunged notice only then, and a later
-/// configuration clears it.
+/// configuration clears it. Its certificate is the authority's, for the
+/// marker's epoch and the state's rack (the removing configuration itself
+/// is not stored, so only the signature over its digest can be checked).
 fn check_expunged(
+    authority: &AuthorityKey,
     configs: &BTreeMap<Epoch, Configuration>,
     ex: &ExpungedMetadata,
 ) -> Result<(), Invalid> {
     check_id(&ex.from, None)?;
-    let latest = configs.last_key_value().map(|(epoch, _)| *epoch);
-    match latest {
-        None => Err(Invalid::ExpungedWithoutConfig { epoch: ex.epoch }),
-        Some(latest) if latest > ex.epoch => {
-            Err(Invalid::ExpungedBeforeLatestConfig { epoch: ex.epoch, latest })
-        }
-        Some(_) => Ok(()),
+    let Some((latest, config)) = configs.last_key_value() else {
+        return Err(Invalid::ExpungedWithoutConfig { epoch: ex.epoch });
+    };
+    if *latest > ex.epoch {
+        return Err(Invalid::ExpungedBeforeLatestConfig { epoch: ex.epoch, latest: *latest });
     }
+    let certificate = &ex.certificate;
+    let unauthorized = |error| Invalid::Unauthorized { epoch: ex.epoch, error };
+    if certificate.epoch != ex.epoch {
+        return Err(unauthorized(AuthorityError::CertificateMismatch(SignedField::Epoch)));
+    }
+    if certificate.rack_id != config.rack_id {
+        return Err(unauthorized(AuthorityError::CertificateMismatch(SignedField::Rack)));
+    }
+    verify_certificate_signature(authority, certificate).map_err(unauthorized)
 }
