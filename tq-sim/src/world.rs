@@ -308,7 +308,7 @@ impl World {
             }
         }
         if chance(rng, plan.byzantine) {
-            if let Some(e) = adversary::choose(&self.rack, &self.control, rng) {
+            if let Some(e) = adversary::choice::choose(&self.rack, &self.control, rng) {
                 return e;
             }
         }

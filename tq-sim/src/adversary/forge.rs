@@ -60,7 +60,7 @@ impl Known<'_> {
             Attack::MutatedShare => one(self.mutated_share(pick)),
             Attack::Flood { count } => {
                 let latest = self.disk.latest_config().map_or(1, |c| c.epoch.0);
-                (0..u64::from(count.min(super::MAX_FLOOD)))
+                (0..u64::from(count.min(super::attacker::MAX_FLOOD)))
                     .filter_map(|i| {
                         let p = pick.wrapping_add(i);
                         if i % 2 == 0 {

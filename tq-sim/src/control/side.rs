@@ -101,7 +101,7 @@ impl ControlSide {
     }
 
     /// Every signed decision the control plane sent to sleds.
-    pub(crate) fn decisions(&self) -> &crate::control::Decisions {
+    pub(crate) fn decisions(&self) -> &super::decisions::Decisions {
         self.channel.decisions()
     }
 
