@@ -41,11 +41,35 @@ pub fn now() -> Timestamp {
     Timestamp::from_unix_micros(i64::try_from(micros).unwrap()).unwrap()
 }
 
-/// Free loopback ports: bind, read, release. The agents rebind them.
+/// Loopback ports for the agents, which bind them later.
+///
+/// They come from below Linux's ephemeral range (32768 and up by default),
+/// which every `bind(0)` and every outgoing connection's local port draws
+/// from: a port taken from that range and released could be handed to a
+/// concurrent test's connection before the agent binds it (it happened in
+/// CI). A process-wide counter keeps the tests of one binary apart, the
+/// process id spreads binaries, and a port some other program holds is
+/// skipped.
 fn free_ports(n: usize) -> Vec<SocketAddr> {
-    let listeners: Vec<std::net::TcpListener> =
-        (0..n).map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap()).collect();
-    listeners.iter().map(|l| l.local_addr().unwrap()).collect()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let spread = std::process::id() % 60 * 200;
+    let mut ports = Vec::with_capacity(n);
+    for _ in 0..SPAN {
+        if ports.len() == n {
+            break;
+        }
+        let offset = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = u16::try_from(FIRST + (spread + offset) % SPAN).unwrap();
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        if std::net::TcpListener::bind(addr).is_ok() {
+            ports.push(addr);
+        }
+    }
+    assert_eq!(ports.len(), n, "no free loopback ports below the ephemeral range");
+    ports
 }
 
 pub struct LocalRack {
